@@ -181,3 +181,14 @@ class Incident(_Frozen):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     linked_event_ids: list[str] = []
     notifications: list[Notification] = []
+
+
+class IntakeError(_Frozen):
+    """An event the responder could not use. Recorded and alerted, never retried."""
+
+    event_id: str | None = None
+    source: str | None = None
+    detail_type: str | None = None
+    errors: list[str] = Field(description="one line per problem, naming the field and what to do")
+    received_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    raw_excerpt: str = Field("", description="the first bytes of the event, redacted")

@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/support/ as plugins, one module per real part."""
+
+pytest_plugins = [
+    "tests.support.moto_server",
+    "tests.support.slack_receiver",
+]
