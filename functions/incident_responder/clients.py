@@ -1,0 +1,72 @@
+"""AWS clients for the core, with botocore's retry modes and a per-incident call counter.
+
+The core never creates clients; handlers and the CLI do, here, and pass them in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb")
+
+
+@dataclass
+class CallCounter:
+    """Counts API operations (not retry attempts) made through the clients."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, model: Any = None, **kwargs: Any) -> None:
+        self.calls.append(f"{model.service_model.service_name}:{model.name}" if model else "?")
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+
+@dataclass
+class AwsClients:
+    sagemaker: Any
+    logs: Any
+    stepfunctions: Any
+    ecr: Any
+    sns: Any
+    secretsmanager: Any
+    dynamodb: Any
+    counter: CallCounter
+
+
+def make_clients(
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    session: Any = None,
+    credentials: dict[str, str] | None = None,
+) -> AwsClients:
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session(region_name=region, **(credentials or {}))
+    standard = Config(
+        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=15
+    )
+    # CloudWatch Logs read APIs have low per-account rate limits: adaptive mode backs off client-side.
+    adaptive = Config(
+        retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=3, read_timeout=15
+    )
+    counter = CallCounter()
+    clients: dict[str, Any] = {}
+    for service in SERVICES:
+        client = session.client(
+            service,
+            region_name=region or session.region_name,
+            endpoint_url=endpoint_url,
+            config=adaptive if service == "logs" else standard,
+        )
+        client.meta.events.register("before-call", counter)
+        clients[service] = client
+    return AwsClients(counter=counter, **clients)

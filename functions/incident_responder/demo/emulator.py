@@ -1,0 +1,87 @@
+"""An AWS emulator on loopback (moto in server mode), shared by the demo and the tests.
+
+boto3 talks to it over HTTP exactly as it would to AWS; only the one thing moto cannot
+produce through its API (a training job that failed) is set on its backend, which is why the
+server runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+EMULATOR_ACCOUNT = "123456789012"
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Emulator:
+    url: str
+    port: int
+    _server: Any = field(repr=False)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> "Emulator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def enable_state_machine_execution(self) -> None:
+        """Make Step Functions really run definitions (Pass, Choice, Fail, aws-sdk tasks...)."""
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def fail_training_job(
+        self, name: str, failure_reason: str, *, region: str, account: str = EMULATOR_ACCOUNT
+    ) -> None:
+        """moto always completes training jobs; a failed one is set on its backend."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        job = sagemaker_backends[account][region].training_jobs[name]
+        job.training_job_status = "Failed"
+        job.secondary_status = "Failed"
+        job.failure_reason = failure_reason
+        job.secondary_status_transitions = [
+            *job.secondary_status_transitions,
+            {
+                "Status": "Training",
+                "StartTime": job.creation_time,
+                "EndTime": job.creation_time,
+                "StatusMessage": "Training image download completed. Training in progress.",
+            },
+            {
+                "Status": "Failed",
+                "StartTime": job.creation_time,
+                "StatusMessage": "Training job failed",
+            },
+        ]
+
+
+def start_emulator() -> Emulator:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    # moto's Step Functions integrations call back to the server on MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return Emulator(url=f"http://127.0.0.1:{port}", port=port, _server=server)

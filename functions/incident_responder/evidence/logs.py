@@ -1,0 +1,91 @@
+"""The tail of a training job's CloudWatch log streams, bounded in bytes.
+
+Streams are named `<job>/algo-<n>-<epoch>`. They can appear a minute or more after the job
+fails, so a missing stream is polled for a while and then reported as missing, never fatal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..models import LogEvidence, LogStreamTail
+from .base import GatherState, aws_error
+
+
+def gather_logs(state: GatherState, clients: Any) -> None:
+    name = state.training_job_name
+    settings = state.settings
+    if not name:
+        return
+    try:
+        streams = _find_streams(state, clients, name)
+    except (ClientError, BotoCoreError) as exc:
+        state.note_missing("logs", f"DescribeLogStreams({settings.log_group}) failed: {aws_error(exc)}")
+        return
+    if not streams:
+        state.note_missing(
+            "logs",
+            f"log stream not found: no stream '{name}/algo-*' in {settings.log_group} after "
+            f"{settings.log_wait_seconds:.0f}s (the job may have failed before its container started)",
+        )
+        return
+    budget = settings.log_tail_bytes
+    tails = []
+    for stream in streams[: settings.max_log_streams]:
+        share = budget // (settings.max_log_streams if len(streams) > 1 else 1)
+        try:
+            tails.append(_tail(clients.logs, settings.log_group, stream, share))
+        except (ClientError, BotoCoreError) as exc:
+            state.note_missing("logs", f"GetLogEvents({stream}) failed: {aws_error(exc)}")
+    state.logs = LogEvidence(group=settings.log_group, streams=tails)
+
+
+def _find_streams(state: GatherState, clients: Any, name: str) -> list[str]:
+    settings = state.settings
+    polls_left = int(settings.log_wait_seconds // settings.log_poll_seconds)
+    while True:
+        try:
+            response = clients.logs.describe_log_streams(
+                logGroupName=settings.log_group, logStreamNamePrefix=f"{name}/"
+            )
+            streams = sorted(s["logStreamName"] for s in response.get("logStreams", []))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            streams = []
+        if streams or polls_left <= 0:
+            return streams
+        polls_left -= 1
+        state.sleep(settings.log_poll_seconds)
+
+
+def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
+    """Newest events first, paging backwards until the byte budget or the stream's start."""
+    pages: list[list[str]] = []
+    used = 0
+    token = None
+    truncated = False
+    while True:
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": False, "limit": 1000}
+        if token:
+            kwargs["nextToken"] = token
+        response = logs.get_log_events(**kwargs)
+        messages = [e.get("message", "") for e in response.get("events", [])]
+        kept: list[str] = []
+        for message in reversed(messages):
+            size = len(message.encode()) + 1
+            if used + size > budget:
+                truncated = True
+                break
+            kept.append(message)
+            used += size
+        pages.append(list(reversed(kept)))
+        next_token = response.get("nextBackwardToken")
+        # The backward token repeats once the start of the stream is reached.
+        if truncated or not messages or not next_token or next_token == token:
+            break
+        token = next_token
+    lines = [line for page in reversed(pages) for message in page for line in message.splitlines()]
+    return LogStreamTail(stream=stream, lines=lines, truncated=truncated)

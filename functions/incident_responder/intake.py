@@ -1,0 +1,226 @@
+"""From a raw EventBridge event to a FailureEvent, a known-good record, an ignorable event, or a
+clear IntakeError. Never raises on bad input: a malformed event is data to record and alert on.
+
+The detail models follow AWS's documented samples (events/aws-sample-*.json): SageMaker sends
+timestamps as epoch-millisecond strings, Step Functions as epoch-millisecond numbers; both add
+fields over time, so unknown fields are allowed and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .models import FailureEvent, IntakeError
+
+SAGEMAKER_DETAIL_TYPE = "SageMaker Training Job State Change"
+STEPFUNCTIONS_DETAIL_TYPE = "Step Functions Execution Status Change"
+HANDLED = {SAGEMAKER_DETAIL_TYPE: "aws.sagemaker", STEPFUNCTIONS_DETAIL_TYPE: "aws.states"}
+FAILED_EXECUTION_STATUSES = {"FAILED", "TIMED_OUT", "ABORTED"}
+RAW_EXCERPT_BYTES = 2048
+
+
+def _epoch_ms(value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    return value
+
+
+class _AwsDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SageMakerAlgorithmSpecification(_AwsDetail):
+    TrainingImage: str | None = None
+    TrainingInputMode: str | None = None
+
+
+class SageMakerResourceConfig(_AwsDetail):
+    InstanceType: str | None = None
+    InstanceCount: int | None = None
+    VolumeSizeInGB: int | None = None
+
+
+class SageMakerTrainingJobDetail(_AwsDetail):
+    TrainingJobName: str = Field(min_length=1, max_length=63)
+    TrainingJobArn: str = Field(pattern=r"^arn:aws[a-z-]*:sagemaker:")
+    TrainingJobStatus: Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+    SecondaryStatus: str | None = None
+    FailureReason: str | None = None
+    HyperParameters: dict[str, str] = {}
+    AlgorithmSpecification: SageMakerAlgorithmSpecification | None = None
+    ResourceConfig: SageMakerResourceConfig | None = None
+    CreationTime: datetime | None = None
+    TrainingStartTime: datetime | None = None
+    TrainingEndTime: datetime | None = None
+    LastModifiedTime: datetime | None = None
+
+    _times = field_validator(
+        "CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime", mode="before"
+    )(_epoch_ms)
+
+
+class SageMakerTrainingJobStateChange(EventBridgeModel):
+    detail_type: Literal["SageMaker Training Job State Change"] = Field(alias="detail-type")
+    source: Literal["aws.sagemaker"]
+    detail: SageMakerTrainingJobDetail
+
+
+class StepFunctionsExecutionDetail(_AwsDetail):
+    executionArn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[^:]+:[^:]*:execution:")
+    stateMachineArn: str = Field(pattern=r"^arn:aws[a-z-]*:states:[^:]+:[^:]*:stateMachine:")
+    name: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    startDate: datetime | None = None
+    stopDate: datetime | None = None
+    input: str | None = None
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    _times = field_validator("startDate", "stopDate", mode="before")(_epoch_ms)
+
+
+class StepFunctionsExecutionStatusChange(EventBridgeModel):
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    source: Literal["aws.states"]
+    detail: StepFunctionsExecutionDetail
+
+
+class KnownGoodImage(BaseModel):
+    """A training job completed: its image is a rollback candidate."""
+
+    model_config = ConfigDict(frozen=True)
+    training_job_name: str
+    image_uri: str
+    region: str
+    completed_at: datetime
+
+
+class Ignored(BaseModel):
+    """A well-formed event that needs no action (e.g. an execution that SUCCEEDED)."""
+
+    model_config = ConfigDict(frozen=True)
+    event_id: str
+    reason: str
+
+
+Intake = FailureEvent | KnownGoodImage | Ignored | IntakeError
+
+_MODELS = {
+    SAGEMAKER_DETAIL_TYPE: SageMakerTrainingJobStateChange,
+    STEPFUNCTIONS_DETAIL_TYPE: StepFunctionsExecutionStatusChange,
+}
+
+
+def parse_event(raw: Any, *, ignore_state_machines: frozenset[str] = frozenset()) -> Intake:
+    """Classify a raw event into what the responder should do with it."""
+    if not isinstance(raw, dict):
+        return _intake_error(raw, [f"the event is a JSON {type(raw).__name__}, not an object: "
+                                   "the responder expects an EventBridge event (see events/)"])
+    detail_type = raw.get("detail-type")
+    model = _MODELS.get(detail_type) if isinstance(detail_type, str) else None
+    if model is None:
+        expected = " or ".join(f"'{name}' from {source}" for name, source in HANDLED.items())
+        got = "missing" if detail_type is None else f"'{detail_type}' is not handled"
+        return _intake_error(raw, [
+            f"detail-type: {got} (source '{raw.get('source')}'); the responder handles {expected}. "
+            "Check the EventBridge rule's event pattern that routed this event here."
+        ])
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as exc:
+        return _intake_error(raw, _describe(exc, detail_type))
+    if isinstance(parsed, SageMakerTrainingJobStateChange):
+        return _from_sagemaker(parsed)
+    return _from_stepfunctions(parsed, ignore_state_machines)
+
+
+def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
+    detail = event.detail
+    image = detail.AlgorithmSpecification.TrainingImage if detail.AlgorithmSpecification else None
+    if detail.TrainingJobStatus == "Completed":
+        if not image:
+            return Ignored(event_id=event.id, reason="completed job has no TrainingImage")
+        return KnownGoodImage(
+            training_job_name=detail.TrainingJobName,
+            image_uri=image,
+            region=event.region,
+            completed_at=detail.TrainingEndTime or event.time,
+        )
+    if detail.TrainingJobStatus != "Failed":
+        return Ignored(event_id=event.id, reason=f"training job status is {detail.TrainingJobStatus}")
+    return FailureEvent(
+        source="sagemaker",
+        event_id=event.id,
+        region=event.region,
+        account=event.account or None,
+        time=event.time,
+        status=detail.TrainingJobStatus,
+        training_job_name=detail.TrainingJobName,
+        training_job_arn=detail.TrainingJobArn,
+        failure_reason=detail.FailureReason,
+        image_uri=image,
+        secondary_status=detail.SecondaryStatus,
+    )
+
+
+def _from_stepfunctions(event: StepFunctionsExecutionStatusChange, ignore: frozenset[str]) -> Intake:
+    detail = event.detail
+    if detail.stateMachineArn in ignore:
+        # The responder must never react to its own workflows failing (it would loop).
+        return Ignored(event_id=event.id, reason="execution of the responder's own state machine")
+    if detail.status not in FAILED_EXECUTION_STATUSES:
+        return Ignored(event_id=event.id, reason=f"execution status is {detail.status}")
+    reason = ": ".join(part for part in (detail.error, detail.cause) if part) or None
+    return FailureEvent(
+        source="stepfunctions",
+        event_id=event.id,
+        region=event.region,
+        account=event.account or None,
+        time=event.time,
+        status=detail.status,
+        execution_arn=detail.executionArn,
+        state_machine_arn=detail.stateMachineArn,
+        failure_reason=reason,
+    )
+
+
+def _describe(exc: ValidationError, detail_type: str) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "(event)"
+        got = error.get("input")
+        shown = json.dumps(got, default=str)[:80] if error["type"] != "missing" else "nothing"
+        problems.append(
+            f"{field}: {error['msg']} (got {shown}). A '{detail_type}' event from EventBridge always "
+            f"has this field; compare with events/ and check that nothing rewrites the event on its way."
+        )
+    return problems
+
+
+def _intake_error(raw: Any, errors: list[str]) -> IntakeError:
+    from .redact import redact
+
+    as_dict = raw if isinstance(raw, dict) else {}
+    try:
+        excerpt = json.dumps(raw, default=str)[:RAW_EXCERPT_BYTES]
+    except (TypeError, ValueError):
+        excerpt = repr(raw)[:RAW_EXCERPT_BYTES]
+    return IntakeError(
+        event_id=_str_or_none(as_dict.get("id")),
+        source=_str_or_none(as_dict.get("source")),
+        detail_type=_str_or_none(as_dict.get("detail-type")),
+        errors=errors,
+        raw_excerpt=redact(excerpt),
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
