@@ -158,6 +158,17 @@ class Diagnosis(_Frozen):
     remediation: list[str] = []
     commands: list[str] = Field([], description="investigation commands, filled with the incident's names")
 
+    def as_record(self, source: str) -> dict[str, Any]:
+        """The `classify --format json` line and the ClassifyFunction's response."""
+        return {
+            "source": source,
+            "category": self.category.value,
+            "cause": self.cause,
+            "confidence": round(self.confidence, 3),
+            "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
+            "remediation": list(self.remediation),
+        }
+
 
 # ---------------------------------------------------------------- incident
 

@@ -1,0 +1,195 @@
+"""incident-responder: the same triage the Lambda runs, from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args, stdout)
+    except BrokenPipeError:  # e.g. `| head`
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incident-responder",
+        description="Diagnose failed 3D Gaussian Splatting training pipelines on AWS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="triage a failed 3DGS job in an embedded AWS emulator (no AWS account needed)",
+        description="Starts an AWS emulator (moto) on loopback, creates a failed 3DGS training job whose "
+        "FailureReason and logs show a failure from the troubleshooting guide, runs the same triage as the "
+        "Lambda, prints the report, and writes the Slack payload and SNS message it sent to --out.",
+    )
+    demo.add_argument("--scenario", default=None, help="scenario name (default: train-argument-replaces-cmd)")
+    demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the payloads (default: %(default)s)")
+    demo.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    demo.set_defaults(run=_demo)
+
+    triage = sub.add_parser(
+        "triage",
+        help="triage one EventBridge event against AWS (default credentials) or an emulator",
+        description="Reads an EventBridge event (SageMaker Training Job State Change or Step Functions "
+        "Execution Status Change), gathers the evidence with your AWS credentials, classifies the root "
+        "cause and prints the report. Sends to SNS/Slack only when you name them.",
+    )
+    triage.add_argument("event_file", type=Path, help="the event as JSON ('-' for standard input)")
+    triage.add_argument("--endpoint-url", help="AWS endpoint (e.g. http://127.0.0.1:5000 for moto)")
+    triage.add_argument("--region", help="AWS region (default: the event's region)")
+    triage.add_argument("--incident-table", help="DynamoDB table to record the incident in (default: none)")
+    triage.add_argument("--sns-topic-arn", help="also publish the report to this SNS topic")
+    triage.add_argument("--slack-webhook-secret-arn", help="also post to the Slack webhook in this secret")
+    triage.add_argument("--log-wait", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for a log stream to appear (default: %(default)s)")
+    triage.add_argument("--format", choices=("text", "json"), default="text")
+    triage.set_defaults(run=_triage)
+
+    classify = sub.add_parser(
+        "classify",
+        help="classify log files or standard input",
+        description="Classifies each input (a file, or '-' for standard input) into one of the guide's "
+        "categories. --format json prints one JSON object per input (JSON Lines).",
+    )
+    classify.add_argument("inputs", nargs="+", help="log files, or '-' for standard input")
+    classify.add_argument("--format", choices=("text", "json"), default="text")
+    classify.add_argument("--name", action="append", default=[], metavar="KEY=VALUE",
+                          help="fill investigation commands, e.g. --name job_name=my-job (repeatable)")
+    classify.set_defaults(run=_classify)
+
+    rules = sub.add_parser("rules", help="list the classification rules and report overlapping ones")
+    rules.set_defaults(run=_rules)
+    return parser
+
+
+def _demo(args: argparse.Namespace, stdout: TextIO) -> int:
+    from .demo.scenarios import DEFAULT_SCENARIO, ScenarioNotFound, get_scenario, load_scenarios
+
+    if args.list:
+        for name, scenario in load_scenarios().items():
+            marker = " (default)" if name == DEFAULT_SCENARIO else ""
+            print(f"{name}{marker}\n    {scenario.summary}\n    expects {scenario.expect.category.value}/"
+                  f"{scenario.expect.cause}", file=stdout)
+        return EXIT_OK
+    try:
+        scenario = get_scenario(args.scenario or DEFAULT_SCENARIO)
+    except ScenarioNotFound as exc:
+        print(f"incident-responder demo: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from .demo.run import print_result, run_demo, write_outputs
+
+    result = run_demo(scenario)
+    files = write_outputs(result, args.out / scenario.name)
+    color = not args.no_color and stdout.isatty() and "NO_COLOR" not in os.environ
+    print_result(result, files, stdout, color=color)
+    got = (result.outcome.category, result.outcome.cause)
+    if got != (scenario.expect.category.value, scenario.expect.cause):
+        print(f"incident-responder demo: diagnosed {got[0]}/{got[1]} but the scenario expects "
+              f"{scenario.expect.category.value}/{scenario.expect.cause}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _triage(args: argparse.Namespace, stdout: TextIO) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .report import render_intake_error_text, render_text
+    from .runtime import ResponderSettings, build_runtime
+    from .triage import handle_event
+
+    try:
+        text = sys.stdin.read() if str(args.event_file) == "-" else args.event_file.read_text()
+        event = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"incident-responder triage: cannot read the event from {args.event_file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = ResponderSettings(
+        region=args.region or (event.get("region") if isinstance(event, dict) else None),
+        endpoint_url=args.endpoint_url,
+        incident_table=args.incident_table,
+        sns_topic_arn=args.sns_topic_arn,
+        slack_webhook_secret_arn=args.slack_webhook_secret_arn,
+        log_wait_seconds=args.log_wait,
+    )
+    try:
+        outcome = handle_event(event, build_runtime(settings))
+    except (BotoCoreError, ClientError) as exc:
+        print(f"incident-responder triage: AWS call failed: {exc}. Check your credentials "
+              "(aws sts get-caller-identity) and --region/--endpoint-url.", file=sys.stderr)
+        return EXIT_FAILED
+    if args.format == "json":
+        print(outcome.model_dump_json(indent=2), file=stdout)
+    elif outcome.incident is not None:
+        print(render_text(outcome.incident), file=stdout)
+    elif outcome.intake_error is not None:
+        print(render_intake_error_text(outcome.intake_error), file=stdout)
+    else:
+        print(f"{outcome.outcome}: {outcome.detail}", file=stdout)
+    return EXIT_BAD_INPUT if outcome.outcome == "intake_error" else EXIT_OK
+
+
+def _classify(args: argparse.Namespace, stdout: TextIO) -> int:
+    from .classify import classify
+    from .redact import redact
+
+    names = {}
+    for item in args.name:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"incident-responder classify: --name {item!r} must look like KEY=VALUE", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        names[key] = value
+    status = EXIT_OK
+    for source in args.inputs:
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text(errors="replace")
+        except OSError as exc:
+            print(f"incident-responder classify: cannot read {source}: {exc.strerror}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        diagnosis = classify(redact(text), names=names)
+        record = diagnosis.as_record("<stdin>" if source == "-" else source)
+        if args.format == "json":
+            print(json.dumps(record), file=stdout)
+        else:
+            print(_classification_text(record, diagnosis.commands), file=stdout)
+    return status
+
+
+def _classification_text(record: dict, commands: list[str]) -> str:
+    lines = [f"{record['source']}: {record['category']}/{record['cause']} (confidence {record['confidence']:.2f})"]
+    lines += [f"  line {e['line']}: {e['text']}" for e in record["evidence"]]
+    if record["remediation"]:
+        lines.append("  what to do:")
+        lines += [f"    {i}. {step}" for i, step in enumerate(record["remediation"], 1)]
+    if commands:
+        lines.append("  investigate:")
+        lines += [f"    $ {command}" for command in commands]
+    return "\n".join(lines)
+
+
+def _rules(args: argparse.Namespace, stdout: TextIO) -> int:
+    from .classify import catalog_report
+
+    print(catalog_report(), file=stdout)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

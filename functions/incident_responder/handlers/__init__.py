@@ -1,0 +1,1 @@
+"""Lambda entry points: thin adapters over the core (parse, call, return)."""
