@@ -252,7 +252,7 @@ class UnexpectedFailure(Exception):
             f'File "{f.filename}", line {f.lineno}, in {f.name}' + (f": {f.line.strip()}" if f.line else "")
             for f in frames
         )
-        tail = redact(_single_line(f" | Traceback (most recent call last, last {len(frames)} frames): {where}"))
+        tail = " | " + redact(_single_line(f"Traceback (most recent call last, last {len(frames)} frames): {where}"))
         # The exception's own message matters most: keep it whole up to 3/4 of the budget.
         head = _shorten(head, MAX_FAILURE_CHARS * 3 // 4)
         return _shorten(head + (tail if frames else ""), MAX_FAILURE_CHARS)

@@ -1,0 +1,221 @@
+"""The GitHub workflows cannot fail the way the troubleshooting guide's did.
+
+actionlint (with shellcheck on every run block when it is installed) parses each workflow
+as GitHub does; on top of it: no heredocs in run blocks (the guide's "workflow file issue"),
+AWS credentials only through OIDC, and the training image's build agrees with its Dockerfile
+and failure codes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from splat_trainer.failure import GPU_NOT_VISIBLE
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml")) + sorted(
+    (REPO / ".github" / "workflows").glob("*.yaml")
+)
+BUILD_WORKFLOW = REPO / ".github" / "workflows" / "build-training-image.yml"
+DOCKERFILE = REPO / "training" / "Dockerfile"
+
+
+def _tool(name: str) -> str:
+    """A linter from the venv that runs the tests (requirements-dev.txt), else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    command = [_tool("actionlint"), "-no-color", "-oneline"]
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    # An absolute path: actionlint refuses a shellcheck that resolves inside the checkout.
+    command += ["-shellcheck", str(shellcheck.resolve())] if shellcheck.exists() else []
+    return subprocess.run([*command, str(path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def _load(path_or_text: Path | str) -> dict[str, Any]:
+    text = path_or_text.read_text() if isinstance(path_or_text, Path) else path_or_text
+    return yaml.safe_load(text)
+
+
+def _steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (job_id, step)
+        for job_id, job in (workflow.get("jobs") or {}).items()
+        for step in job.get("steps") or []
+    ]
+
+
+# A heredoc operator (`<<EOF`, `<< 'EOF'`, `<<-"END"`), not a here-string (`<<<`).
+HEREDOC = re.compile(r"(?<!<)<<-?\s*['\"]?[A-Za-z_][A-Za-z0-9_]*['\"]?")
+
+
+def heredocs_in_run_blocks(workflow: dict[str, Any]) -> list[str]:
+    return [
+        f"job {job_id!r}, step {step.get('name', step.get('uses', '?'))!r}: {match.group(0)!r}"
+        for job_id, step in _steps(workflow)
+        for match in HEREDOC.finditer(str(step.get("run", "")))
+    ]
+
+
+def _permissions_grant_id_token(permissions: Any) -> bool:
+    return permissions == "write-all" or (isinstance(permissions, dict) and permissions.get("id-token") == "write")
+
+
+def credential_problems(workflow: dict[str, Any]) -> list[str]:
+    """Every configure-aws-credentials step assumes a role through OIDC, with the token allowed."""
+    problems = []
+    for job_id, job in (workflow.get("jobs") or {}).items():
+        for step in job.get("steps") or []:
+            if not str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"):
+                continue
+            inputs = step.get("with") or {}
+            name = step.get("name", step["uses"])
+            if "role-to-assume" not in inputs:
+                problems.append(f"job {job_id!r}, step {name!r}: no role-to-assume (OIDC)")
+            if {"aws-access-key-id", "aws-secret-access-key"} & set(inputs):
+                problems.append(f"job {job_id!r}, step {name!r}: long-lived access keys instead of OIDC")
+            permissions = job.get("permissions", workflow.get("permissions"))
+            if not _permissions_grant_id_token(permissions):
+                problems.append(f"job {job_id!r}: permissions do not grant id-token: write for OIDC")
+    return problems
+
+
+def test_there_are_workflows_to_check():
+    names = {p.name for p in WORKFLOWS}
+    assert {"build-training-image.yml", "deploy-responder.yml"} <= names, names
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_accepts_the_workflow(workflow: Path):
+    result = _actionlint(workflow)
+    assert result.returncode == 0, f"actionlint rejects {workflow.name}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_no_heredoc_in_any_run_block(workflow: Path):
+    assert heredocs_in_run_blocks(_load(workflow)) == []
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_aws_credentials_come_from_oidc(workflow: Path):
+    assert credential_problems(_load(workflow)) == []
+
+
+# The checks above must catch what they look for: the guide's own broken examples.
+GUIDE_HEREDOC_WORKFLOW = """
+on: push
+jobs:
+  bootstrap:
+    runs-on: ubuntu-latest
+    steps:
+      - name: Write trust policy
+        run: |
+          cat > trust.json << 'EOF'
+          {"Version": "2012-10-17"}
+          EOF
+"""
+GUIDE_ACCESS_KEY_WORKFLOW = """
+on: push
+permissions:
+  contents: read
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps:
+      - name: Configure AWS credentials (staging via access keys)
+        uses: aws-actions/configure-aws-credentials@v6
+        with:
+          aws-access-key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}
+          aws-secret-access-key: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+          aws-region: us-west-2
+"""
+OIDC_WITHOUT_ID_TOKEN_WORKFLOW = """
+on: push
+permissions:
+  contents: read
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: aws-actions/configure-aws-credentials@v6
+        with:
+          role-to-assume: ${{ secrets.AWS_ROLE_TO_ASSUME }}
+          aws-region: us-west-2
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cat > trust.json << 'EOF'", "<< 'EOF'"),
+        ('cat <<"END" > f', '<<"END"'),
+        ("cat <<-EOF", "<<-EOF"),
+        ("python - <<PY", "<<PY"),
+    ],
+)
+def test_heredoc_check_catches_every_heredoc_form(text: str, expected: str):
+    workflow = {"jobs": {"j": {"steps": [{"name": "s", "run": text}]}}}
+    found = heredocs_in_run_blocks(workflow)
+    assert len(found) == 1 and repr(expected) in found[0], found
+
+
+def test_heredoc_check_catches_the_guides_example_and_allows_here_strings():
+    assert len(heredocs_in_run_blocks(_load(GUIDE_HEREDOC_WORKFLOW))) == 1
+    assert heredocs_in_run_blocks({"jobs": {"j": {"steps": [{"run": "grep x <<< \"$y\""}]}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_problems"),
+    [
+        (GUIDE_ACCESS_KEY_WORKFLOW, ["no role-to-assume", "long-lived access keys", "id-token: write"]),
+        (OIDC_WITHOUT_ID_TOKEN_WORKFLOW, ["id-token: write"]),
+    ],
+    ids=["guide-staging-access-keys", "oidc-without-id-token-permission"],
+)
+def test_credential_check_catches_non_oidc_setups(text: str, expected_problems: list[str]):
+    problems = credential_problems(_load(text))
+    assert len(problems) == len(expected_problems), problems
+    for problem, expected in zip(problems, expected_problems, strict=True):
+        assert expected in problem
+
+
+def _dockerfile_default_arch_list() -> str:
+    match = re.search(r'^ARG TORCH_CUDA_ARCH_LIST="([^"]+)"', DOCKERFILE.read_text(), re.MULTILINE)
+    assert match, "training/Dockerfile declares no ARG TORCH_CUDA_ARCH_LIST default"
+    return match.group(1)
+
+
+def test_image_build_uses_the_dockerfiles_arch_list_for_linux_amd64():
+    workflow = _load(BUILD_WORKFLOW)
+    assert workflow["env"]["TORCH_CUDA_ARCH_LIST"] == _dockerfile_default_arch_list()
+    build_runs = [s["run"] for _, s in _steps(workflow) if "docker buildx build" in str(s.get("run", ""))]
+    assert len(build_runs) == 1, build_runs
+    assert "--platform linux/amd64" in build_runs[0]
+    assert '--build-arg "TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST}"' in build_runs[0]
+
+
+def test_image_smoke_test_expects_the_gpu_not_visible_failure_code():
+    # The runner has no GPU: the smoke test checks the image's real failure path, so its
+    # expected exit code and tag must be the registry's, not a copy that drifts.
+    runs = "\n".join(str(s.get("run", "")) for _, s in _steps(_load(BUILD_WORKFLOW)))
+    assert f'test "${{status}}" -eq {GPU_NOT_VISIBLE.exit_code}' in runs
+    assert f"grep -q '^\\[{GPU_NOT_VISIBLE.category}/{GPU_NOT_VISIBLE.cause}\\] '" in runs
+
+
+def test_image_is_pushed_with_the_commit_sha_and_latest():
+    runs = "\n".join(str(s.get("run", "")) for _, s in _steps(_load(BUILD_WORKFLOW)))
+    assert 'docker push "${image}:${GITHUB_SHA}"' in runs
+    assert 'docker push "${image}:latest"' in runs
