@@ -77,8 +77,12 @@ class Emulator:
 
 
 def start_emulator() -> Emulator:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # The server logs every request line to stderr; a report reader needs none of them.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     # moto's Step Functions integrations call back to the server on MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)

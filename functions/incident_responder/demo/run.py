@@ -11,10 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..clients import AwsClients, make_clients
+from ..clients import make_clients
 from ..runtime import ResponderSettings, build_runtime
 from ..triage import Outcome, handle_event
-from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS, Emulator, start_emulator
+from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS, start_emulator
+from .provision import (
+    create_incident_table,
+    create_topic_with_inbox,
+    create_training_job,
+    push_images,
+    read_inbox,
+    write_training_log,
+)
 from .scenarios import Scenario
 from .slack_receiver import SlackReceiver
 
@@ -45,9 +53,16 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
     started = time.perf_counter()
     with start_emulator() as emulator, SlackReceiver() as slack:
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
-        topic_arn, queue_url = _provision_notifications(clients, slack.url)
+        create_incident_table(clients, TABLE)
+        topic_arn, queue_url = create_topic_with_inbox(clients, TOPIC)
+        clients.secretsmanager.create_secret(Name=SLACK_SECRET, SecretString=json.dumps({"webhook_url": slack.url}))
         job_name = f"3dgs-demo-{scenario.name}-{int(time.time())}"[:63]
-        _provision_failed_job(clients, emulator, scenario, job_name)
+        image_uri = push_images(clients, REPOSITORY, ["v41-known-good", scenario.image_tag])[-1]
+        create_training_job(clients, job_name, image_uri=image_uri, hyperparameters=scenario.hyperparameters)
+        if scenario.failure_reason:
+            emulator.fail_training_job(job_name, scenario.failure_reason, region=REGION)
+        if scenario.log is not None:
+            write_training_log(clients, job_name, _with_demo_secrets(scenario.log).splitlines())
         event = training_job_event(clients.sagemaker.describe_training_job(TrainingJobName=job_name), REGION)
         settings = ResponderSettings(
             region=REGION,
@@ -59,7 +74,7 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
         )
         clients.counter.reset()
         outcome = handle_event(event, build_runtime(settings, clients=clients))
-        sns_messages = _drain(clients, queue_url)
+        sns_messages = read_inbox(clients, queue_url)
         return DemoResult(
             scenario=scenario,
             outcome=outcome,
@@ -127,82 +142,7 @@ def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None
     }
 
 
-def _provision_notifications(clients: AwsClients, slack_url: str) -> tuple[str, str]:
-    clients.dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    topic_arn = clients.sns.create_topic(Name=TOPIC)["TopicArn"]
-    import boto3
-
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=clients.sns.meta.endpoint_url,
-                       **EMULATOR_CREDENTIALS)
-    queue_url = sqs.create_queue(QueueName="sns-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    clients.secretsmanager.create_secret(Name=SLACK_SECRET, SecretString=json.dumps({"webhook_url": slack_url}))
-    return topic_arn, queue_url
-
-
-def _provision_failed_job(clients: AwsClients, emulator: Emulator, scenario: Scenario, job_name: str) -> None:
-    registry = f"{EMULATOR_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-    clients.ecr.create_repository(repositoryName=REPOSITORY)
-    for tag, layer in (("v41-known-good", "a" * 64), (scenario.image_tag, "b" * 64)):
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
-                       "digest": f"sha256:{layer}"},
-            "layers": [],
-        }
-        clients.ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag)
-    clients.sagemaker.create_training_job(
-        TrainingJobName=job_name,
-        HyperParameters=scenario.hyperparameters,
-        AlgorithmSpecification={"TrainingImage": f"{registry}/{REPOSITORY}:{scenario.image_tag}",
-                                "TrainingInputMode": "File"},
-        RoleArn=f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/SpaceportSageMakerRole",
-        InputDataConfig=[{"ChannelName": "training", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://spaceport-ml-{EMULATOR_ACCOUNT}/colmap/{job_name}/",
-            "S3DataDistributionType": "FullyReplicated"}}}],
-        OutputDataConfig={"S3OutputPath": f"s3://spaceport-ml-{EMULATOR_ACCOUNT}/3dgs/"},
-        ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
-        StoppingCondition={"MaxRuntimeInSeconds": 14400},
-    )
-    if scenario.failure_reason:
-        emulator.fail_training_job(job_name, scenario.failure_reason, region=REGION)
-    if scenario.log is not None:
-        _write_log(clients, job_name, _with_demo_secrets(scenario.log))
-
-
-def _write_log(clients: AwsClients, job_name: str, log: str) -> None:
-    group = "/aws/sagemaker/TrainingJobs"
-    try:
-        clients.logs.create_log_group(logGroupName=group)
-    except clients.logs.exceptions.ResourceAlreadyExistsException:
-        pass
-    stream = f"{job_name}/algo-1-{int(time.time())}"
-    clients.logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    now = int(time.time() * 1000)
-    clients.logs.put_log_events(
-        logGroupName=group,
-        logStreamName=stream,
-        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(log.splitlines())],
-    )
-
-
 def _with_demo_secrets(text: str) -> str:
     for placeholder, value in _DEMO_SECRETS.items():
         text = text.replace(placeholder, value)
     return text
-
-
-def _drain(clients: AwsClients, queue_url: str) -> list[dict[str, Any]]:
-    import boto3
-
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=clients.sns.meta.endpoint_url,
-                       **EMULATOR_CREDENTIALS)
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    return [json.loads(m["Body"]) for m in messages]

@@ -1,0 +1,108 @@
+"""Creates the pipeline's resources in the emulator: shared by the demo and the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def create_incident_table(clients: Any, name: str) -> None:
+    clients.dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _sqs(clients: Any) -> Any:
+    import boto3
+
+    return boto3.client("sqs", region_name=clients.sns.meta.region_name,
+                        endpoint_url=clients.sns.meta.endpoint_url, **EMULATOR_CREDENTIALS)
+
+
+def create_topic_with_inbox(clients: Any, name: str) -> tuple[str, str]:
+    """An SNS topic with an SQS subscription, so what was published can be read back."""
+    topic_arn = clients.sns.create_topic(Name=name)["TopicArn"]
+    sqs = _sqs(clients)
+    queue_url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return topic_arn, queue_url
+
+
+def read_inbox(clients: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages = _sqs(clients).receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def push_images(clients: Any, repository: str, tags: list[str]) -> list[str]:
+    """Pushes one image per tag (a distinct manifest each); returns their URIs."""
+    try:
+        clients.ecr.create_repository(repositoryName=repository)
+    except clients.ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    region = clients.ecr.meta.region_name
+    uris = []
+    for tag in tags:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(),
+            },
+            "layers": [],
+        }
+        clients.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+        uris.append(f"{EMULATOR_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}")
+    return uris
+
+
+def create_training_job(
+    clients: Any, name: str, *, image_uri: str, hyperparameters: dict[str, str] | None = None
+) -> str:
+    bucket = f"s3://spaceport-ml-{EMULATOR_ACCOUNT}"
+    response = clients.sagemaker.create_training_job(
+        TrainingJobName=name,
+        HyperParameters=hyperparameters or {},
+        AlgorithmSpecification={"TrainingImage": image_uri, "TrainingInputMode": "File"},
+        RoleArn=f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/SpaceportSageMakerRole",
+        InputDataConfig=[{"ChannelName": "training", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"{bucket}/colmap/{name}/",
+            "S3DataDistributionType": "FullyReplicated"}}}],
+        OutputDataConfig={"S3OutputPath": f"{bucket}/3dgs/"},
+        ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
+        StoppingCondition={"MaxRuntimeInSeconds": 14400},
+    )
+    return response["TrainingJobArn"]
+
+
+def write_training_log(clients: Any, job_name: str, lines: list[str], *, instance: int = 1) -> str:
+    """Writes lines to `<job>/algo-<n>-<epoch>` as SageMaker names its streams; returns the stream."""
+    try:
+        clients.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    except clients.logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    stream = f"{job_name}/algo-{instance}-{int(time.time())}"
+    clients.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
+    start = int(time.time() * 1000)
+    # PutLogEvents takes at most 10,000 events per call.
+    for offset in range(0, len(lines), 10_000):
+        batch = lines[offset : offset + 10_000]
+        clients.logs.put_log_events(
+            logGroupName=TRAINING_LOG_GROUP,
+            logStreamName=stream,
+            logEvents=[{"timestamp": start + offset + i, "message": line} for i, line in enumerate(batch)],
+        )
+    return stream
