@@ -64,7 +64,10 @@ def push_images(clients: Any, repository: str, tags: list[str]) -> list[str]:
             },
             "layers": [],
         }
-        clients.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+        try:
+            clients.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+        except clients.ecr.exceptions.ImageAlreadyExistsException:
+            pass  # already pushed with this tag: the state we want
         uris.append(f"{EMULATOR_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}")
     return uris
 

@@ -14,6 +14,9 @@ from ..models import LogEvidence, LogStreamTail
 from .base import GatherState, aws_error
 
 
+_PAGE = 1000
+
+
 def gather_logs(state: GatherState, clients: Any) -> None:
     name = state.training_job_name
     settings = state.settings
@@ -68,7 +71,7 @@ def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
     token = None
     truncated = False
     while True:
-        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": False, "limit": 1000}
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": False, "limit": _PAGE}
         if token:
             kwargs["nextToken"] = token
         response = logs.get_log_events(**kwargs)
@@ -83,8 +86,8 @@ def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
             used += size
         pages.append(list(reversed(kept)))
         next_token = response.get("nextBackwardToken")
-        # The backward token repeats once the start of the stream is reached.
-        if truncated or not messages or not next_token or next_token == token:
+        # A short page, or a repeated backward token, means the start of the stream was reached.
+        if truncated or len(messages) < _PAGE or not next_token or next_token == token:
             break
         token = next_token
     lines = [line for page in reversed(pages) for message in page for line in message.splitlines()]
