@@ -1,0 +1,51 @@
+"""Stdout sink: the terminal report (the CLI, and `sam local invoke` output)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from pydantic import BaseModel, ConfigDict
+
+from ..models import Incident, IntakeError, Notification
+from ..redact import redact
+from ..report.text import render_intake_error_text, render_text
+from .base import failed
+
+
+class StdoutParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    color: bool = False
+
+
+class StdoutSink:
+    name = "stdout"
+
+    def __init__(self, params: StdoutParams | None = None, stream: TextIO | None = None) -> None:
+        self.params = params or StdoutParams()
+        # Resolved now, not at import, so that a replaced sys.stdout (tests, CLI pipes) is used.
+        self.stream = stream if stream is not None else sys.stdout
+
+    def send(self, incident: Incident) -> Notification:
+        try:
+            text = render_text(incident, color=self.params.color)
+        except Exception as error:
+            return failed(self.name, "rendering failed", error)
+        return self._write(text)
+
+    def send_intake_error(self, err: IntakeError) -> Notification:
+        try:
+            text = render_intake_error_text(err, color=self.params.color)
+        except Exception as error:
+            return failed(self.name, "rendering failed", error)
+        return self._write(text)
+
+    def _write(self, text: str) -> Notification:
+        text = redact(text)
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError) as error:  # closed pipe or closed file
+            return failed(self.name, "write failed", error)
+        return Notification(sink=self.name, ok=True, detail=f"{len(text)} characters written")
