@@ -43,6 +43,8 @@ def gather_execution(state: GatherState, clients: Any) -> None:
     except (ClientError, BotoCoreError) as exc:
         state.note_missing("execution", f"GetExecutionHistory failed: {aws_error(exc)}")
         return
+    # Newest first, whether or not the service honoured reverseOrder.
+    events.sort(key=lambda e: e.get("id", 0), reverse=True)
     error, cause, failed_state = _failure(events)
     job = _job_name(events) or _job_from_text(cause) or _job_from_text(state.event.failure_reason)
     state.execution = ExecutionEvidence(
