@@ -1,0 +1,337 @@
+"""The classifier: find the lines that rules recognise, pick the root cause, explain it.
+
+Reasoning, in order:
+1. A structured failure line written by our own training image (`[category/cause] message`,
+   possibly after SageMaker's `AlgorithmError: `) decides outright.
+2. Otherwise every rule hit is ranked by the rule's priority (specific causes above the
+   generic symptoms they produce: a `libcudart` ImportError is a CUDA problem before it is
+   an import problem) and then by position: the earliest error is the likeliest cause,
+   later ones are usually its consequences. Hits on warning/retry/progress lines count
+   only for rules that opt in, and then below real errors.
+3. No hit: `unknown`, with the first error-looking lines as evidence for a human.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from string import Formatter
+
+from incident_responder.classify.catalog import TRACEBACK_KEY, Catalog, CompiledRule, load_catalog
+from incident_responder.classify.schema import TEMPLATE_NAMES
+from incident_responder.classify.text import Traceback, is_noise, mask, parse_traceback
+from incident_responder.models import GUIDE_CATEGORIES, Category, Diagnosis, EvidenceLine
+
+EVIDENCE_CHARS = 300
+MAX_EVIDENCE = 5
+MAX_TRACEBACKS = 200
+MAX_MATCH_CHARS = 20_000  # a single huge line (a JSON blob) is matched on its first 20 kB
+NOISE_PRIORITY_PENALTY = 30
+NOISE_CONFIDENCE_FACTOR = 0.8
+COMPETITOR_MARGIN = 10
+COMPETITOR_CONFIDENCE_FACTOR = 0.8
+_EDGE_BYTES = 256 * 1024
+_ERRORISH = re.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", re.IGNORECASE)
+
+
+@dataclass
+class Hit:
+    rule: CompiledRule
+    line: int
+    text: str
+    noise: bool
+    groups: dict[str, str | None] = field(default_factory=dict)
+    support: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def priority(self) -> int:
+        return self.rule.spec.priority - (NOISE_PRIORITY_PENALTY if self.noise else 0)
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (self.priority, -self.line)
+
+
+class _Document:
+    """The text with fast access to a line by position and to its neighbours."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        lower = text.lower()
+        if len(lower) != len(text):  # a few characters lowercase to two; keep positions aligned
+            lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+        self.lower = lower
+
+    def line_bounds(self, pos: int) -> tuple[int, int]:
+        start = self.text.rfind("\n", 0, pos) + 1
+        end = self.text.find("\n", pos)
+        return start, (len(self.text) if end == -1 else end)
+
+    def line_text(self, start: int, end: int) -> str:
+        return self.text[start:end].rstrip("\r")
+
+    def following_lines(self, start: int, count: int) -> list[str]:
+        lines, pos = [], start
+        for _ in range(count):
+            if pos > len(self.text):
+                break
+            end = self.text.find("\n", pos)
+            end = len(self.text) if end == -1 else end
+            lines.append(self.text[pos:end].rstrip("\r"))
+            pos = end + 1
+        return lines
+
+    def region(self, start: int, end: int, window: int) -> str:
+        lo = start
+        for _ in range(window):
+            if lo <= 0:
+                break
+            lo = self.text.rfind("\n", 0, lo - 1) + 1
+        hi = end
+        for _ in range(window):
+            nxt = self.text.find("\n", hi + 1)
+            if nxt == -1:
+                hi = len(self.text)
+                break
+            hi = nxt
+        return self.text[lo:hi]
+
+
+def _candidates(doc: _Document, catalog: Catalog) -> tuple[list[tuple[int, int, int, set[int]]], list[tuple[int, int]]]:
+    """Lines that contain a prefilter keyword, with the rules to try; and traceback headers.
+
+    Returns ([(line_no, start, end, rule indexes)], [(line_start, marker position)]).
+    """
+    by_start: dict[int, set[int]] = {}
+    bounds: dict[int, int] = {}
+    tracebacks: list[tuple[int, int]] = []
+    for end_index, keyword in catalog.automaton.iter(doc.lower):
+        pos = end_index - len(keyword) + 1
+        start, end = doc.line_bounds(pos)
+        if keyword == TRACEBACK_KEY:
+            tracebacks.append((start, pos))
+        rules = catalog.line_rules.get(keyword)
+        if rules:
+            by_start.setdefault(start, set()).update(rules)
+            bounds[start] = end
+    lines = []
+    line_no, last = 1, 0
+    for start in sorted(by_start):
+        line_no += doc.text.count("\n", last, start)
+        last = start
+        lines.append((line_no, start, bounds[start], by_start[start]))
+    return lines, tracebacks
+
+
+def _nearby_ok(rule: CompiledRule, doc: _Document, start: int, end: int) -> bool:
+    if not rule.require_nearby and not rule.exclude_nearby:
+        return True
+    region = mask(doc.region(start, end, rule.spec.window))
+    if rule.require_nearby and not any(p.search(region) for p in rule.require_nearby):
+        return False
+    return not any(p.search(region) for p in rule.exclude_nearby)
+
+
+def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
+    hits: list[Hit] = []
+    for line_no, start, end, rule_indexes in candidates:
+        raw = doc.line_text(start, end)
+        masked = mask(raw[:MAX_MATCH_CHARS])
+        noise: bool | None = None
+        for index in sorted(rule_indexes):
+            rule = catalog.rules[index]
+            if noise is None:
+                noise = is_noise(raw[:MAX_MATCH_CHARS])
+            if noise and not rule.spec.match_noise:
+                continue
+            match = next((m for m in (p.search(masked) for p in rule.patterns) if m), None)
+            if match is None or any(p.search(masked) for p in rule.exclude):
+                continue
+            if not _nearby_ok(rule, doc, start, end):
+                continue
+            hits.append(Hit(rule, line_no, raw, bool(noise), match.groupdict()))
+    return hits
+
+
+def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:
+    parsed = []
+    line_no, last = 1, 0
+    for start, pos in sorted(set(headers))[:MAX_TRACEBACKS]:
+        line_no += doc.text.count("\n", last, start)
+        last = start
+        parsed.append(parse_traceback(doc.following_lines(start, 400), line_no, pos - start))
+    return parsed
+
+
+def _traceback_hits(doc: _Document, catalog: Catalog, tracebacks: list[Traceback]) -> list[Hit]:
+    hits = []
+    for tb in tracebacks:
+        last_frame = tb.last_frame
+        for index in catalog.traceback_rules:
+            rule = catalog.rules[index]
+            if rule.tb_exception is not None:
+                if tb.exception is None or not rule.tb_exception.search(mask(tb.exception)):
+                    continue
+                if any(p.search(mask(tb.exception)) for p in rule.exclude):
+                    continue
+            if rule.tb_last_frame is not None:
+                if last_frame is None or not rule.tb_last_frame.search(mask(last_frame[1])):
+                    continue
+            line = tb.deciding_line
+            text = tb.exception if tb.exception_line is not None else (last_frame[1] if last_frame else "")
+            support = [(last_frame[0], last_frame[1])] if last_frame and last_frame[0] != line else []
+            hits.append(Hit(rule, line, text or "", False, {}, support))
+    return hits
+
+
+def _fill(template: str, names: Mapping[str, str]) -> str:
+    out = []
+    for literal, name, _, _ in Formatter().parse(template):
+        out.append(literal)
+        if name is not None:
+            value = names.get(name)
+            out.append(shlex.quote(value) if value else f"<{name}>")
+    return "".join(out)
+
+
+def _check_names(names: Mapping[str, str] | None) -> dict[str, str]:
+    if names is None:
+        return {}
+    if not isinstance(names, Mapping):
+        raise TypeError(f"names must be a mapping of {sorted(TEMPLATE_NAMES)} to strings, got {type(names).__name__}")
+    unknown = sorted(set(names) - TEMPLATE_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown name(s) {unknown} for the investigation commands; use only {sorted(TEMPLATE_NAMES)}"
+        )
+    clean = {}
+    for key, value in names.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"names[{key!r}] must be a string, got {type(value).__name__}; convert it with str()")
+        clean[key] = value
+    return clean
+
+
+def _line_evidence(line: int, text: str) -> EvidenceLine:
+    text = text.strip()
+    if len(text) > EVIDENCE_CHARS:
+        text = text[: EVIDENCE_CHARS - 1] + "…"
+    return EvidenceLine(line=line, text=text, source="input")
+
+
+def _merge(*lists: tuple[str, ...] | list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for items in lists:
+        for item in items:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], tracebacks: list[Traceback]) -> Diagnosis:
+    info = catalog.categories[Category.unknown]
+    evidence: list[EvidenceLine] = []
+    for tb in tracebacks[-1:]:
+        if tb.exception_line is not None and tb.exception:
+            evidence.append(_line_evidence(tb.exception_line, tb.exception))
+    if not evidence:
+        text = doc.text
+        head = text[:_EDGE_BYTES]
+        tail_start = max(len(head), len(text) - _EDGE_BYTES)
+        for base, chunk in ((0, head), (tail_start, text[tail_start:])):
+            for match in _ERRORISH.finditer(chunk):
+                start, end = doc.line_bounds(base + match.start())
+                raw = doc.line_text(start, end)
+                if not is_noise(raw):
+                    line_no = text.count("\n", 0, start) + 1
+                    if all(e.line != line_no for e in evidence):
+                        evidence.append(_line_evidence(line_no, raw))
+                if len(evidence) >= 3:
+                    break
+            if len(evidence) >= 3:
+                break
+    return Diagnosis(
+        category=Category.unknown,
+        cause="no_matching_rule",
+        confidence=0.0,
+        title="No rule in the catalog explains this failure; read the evidence lines and the log",
+        rule_id=None,
+        evidence=evidence,
+        remediation=list(info.remediation),
+        commands=[_fill(c, names) for c in info.commands],
+    )
+
+
+def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, str]) -> Diagnosis:
+    rule = best.rule
+    category, cause, title = rule.category, rule.cause, rule.spec.title
+    confidence = rule.spec.confidence
+    if rule.spec.from_groups:
+        named = (best.groups.get("category") or "").strip()
+        cause = (best.groups.get("cause") or cause).strip()
+        message = (best.groups.get("message") or "").strip()
+        title = message[:200] if len(message) >= 3 else title
+        if named in GUIDE_CATEGORIES:
+            category = Category(named)
+        else:
+            category, confidence = Category.unknown, confidence * 0.5
+    else:
+        if best.noise:
+            confidence *= NOISE_CONFIDENCE_FACTOR
+        rivals = [
+            h for h in hits
+            if h.rule.category is not category and h.priority >= best.priority - COMPETITOR_MARGIN
+        ]
+        if rivals:
+            confidence *= COMPETITOR_CONFIDENCE_FACTOR
+    info = catalog.categories.get(category) or catalog.categories[Category.unknown]
+    lines: dict[int, str] = {best.line: best.text}
+    for line, text in best.support:
+        lines.setdefault(line, text)
+    for other in sorted(hits, key=lambda h: h.line):
+        if len(lines) >= MAX_EVIDENCE:
+            break
+        if other.rule.category is category and other.line not in lines and not other.noise:
+            lines.setdefault(other.line, other.text)
+    evidence = [_line_evidence(line, lines[line]) for line in sorted(lines)]
+    return Diagnosis(
+        category=category,
+        cause=cause,
+        confidence=round(min(max(confidence, 0.0), 1.0), 3),
+        title=title,
+        rule_id=rule.id,
+        evidence=evidence,
+        remediation=_merge(rule.spec.remediation, info.remediation),
+        commands=[_fill(c, names) for c in _merge(rule.spec.commands, info.commands)],
+    )
+
+
+def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], _Document]:
+    """Every rule hit in `text` (for the engine and for the catalog's overlap report)."""
+    doc = _Document(text)
+    candidates, headers = _candidates(doc, catalog)
+    hits = _line_hits(doc, catalog, candidates)
+    tracebacks = _tracebacks(doc, headers) if headers else []
+    if tracebacks and catalog.traceback_rules:
+        hits.extend(_traceback_hits(doc, catalog, tracebacks))
+    return hits, tracebacks, doc
+
+
+def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Catalog | None = None) -> Diagnosis:
+    """Diagnose the root cause of a failure from its FailureReason/error lines and log lines."""
+    if not isinstance(text, str):
+        raise TypeError(f"classify() needs the failure text as str, got {type(text).__name__}; "
+                        "decode bytes first (text.decode('utf-8', 'replace'))")
+    clean_names = _check_names(names)
+    catalog = catalog or load_catalog()
+    hits, tracebacks, doc = find_hits(text, catalog)
+    structured = [h for h in hits if h.rule.spec.from_groups]
+    if structured:
+        return _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
+    if not hits:
+        return _unknown(doc, catalog, clean_names, tracebacks)
+    best = max(hits, key=lambda h: h.rank)
+    return _diagnose(best, hits, catalog, clean_names)

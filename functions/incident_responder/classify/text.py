@@ -1,0 +1,185 @@
+"""Line-level helpers: masking, noise, tracebacks, and literal extraction for the prefilter."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+try:  # Python 3.11+: the parser lives in re._parser; sre_parse is its deprecated alias.
+    from re import _constants as _sre_c
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - older interpreters
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+# Masks turn the parts of a line that differ between incidents (ids, digests, accounts,
+# install prefixes, home directories) into stable tokens, so a rule written for one log
+# matches the same failure elsewhere. Order matters: timestamps before bare numbers.
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<time>"),
+    (re.compile(r"sha256:[0-9a-fA-F]{64}"), "sha256:<digest>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<hex>"),
+    (re.compile(r"(?<![\d.])\d{12}(?![\d.])"), "<account>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"(?:[A-Za-z]:)?/[^\s'\"]*?/(?:site|dist)-packages/"), "<site-packages>/"),
+    (re.compile(r"(?:[A-Za-z]:)?/(?:home|Users)/[^/\s'\"]+"), "~"),
+)
+
+
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:\\\\?[^\s'\"]*")
+
+
+def _posix_path(match: re.Match[str]) -> str:
+    return re.sub(r"\\\\?", "/", match.group(0))
+
+
+def mask(line: str) -> str:
+    if ":\\" in line:  # Windows paths read like POSIX ones (only there: "\n" in JSON must stay)
+        line = _WINDOWS_PATH.sub(_posix_path, line)
+    for pattern, token in _MASKS:
+        line = pattern.sub(token, line)
+    return line
+
+
+# Lines that describe retries, progress or warnings: they rarely decide a root cause, so
+# rules skip them unless they opt in (match_noise), and then at a discount.
+NOISE = re.compile(
+    r"""
+    \b(?:User|Deprecation|Future|Runtime|Resource|Pending)?Warning\b\s*:    # Python warnings
+    | ^\W*(?:\[?\s*)?warn(?:ing)?\b[\]:\s]                                  # "WARNING: ...", "[warn] ..."
+    | \s(?:WARN|WARNING|W)\s+[-\w.:\[\]]*\s                                  # log-level columns
+    | \bRetrying\s*\(Retry\(                                                 # pip / urllib3 retries
+    | \bretry(?:ing)?\s+(?:in|after)\s+\d
+    | \battempt\s+\d+\s*(?:/|of)\s*\d+
+    | \d+%\|                                                                 # tqdm bars
+    | \d+(?:\.\d+)?\s*it/s\]
+    | \bDownloading\b.*\d+%
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def is_noise(line: str) -> bool:
+    return NOISE.search(line) is not None
+
+
+# ------------------------------------------------------------------ tracebacks
+
+_FRAME = re.compile(r'^\s*File "[^"]*", line \d+')
+_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+
+
+@dataclass
+class Traceback:
+    """One parsed Python traceback: its frames (line numbers) and its final exception."""
+
+    start: int  # 1-based line of "Traceback (most recent call last):"
+    frames: list[tuple[int, str]] = field(default_factory=list)  # (line, 'File ...' + code)
+    exception_line: int | None = None
+    exception: str | None = None  # "Type: message"
+
+    @property
+    def last_frame(self) -> tuple[int, str] | None:
+        return self.frames[-1] if self.frames else None
+
+    @property
+    def deciding_line(self) -> int:
+        if self.exception_line is not None:
+            return self.exception_line
+        return self.frames[-1][0] if self.frames else self.start
+
+
+def parse_traceback(lines: list[str], start_line: int, marker_col: int) -> Traceback:
+    """Parse a traceback from the lines following its header.
+
+    `lines[0]` is the header line; `marker_col` is where "Traceback" starts in it, so a
+    prefix shared by every line (a container name, a log timestamp) can be stripped.
+    """
+    prefix = lines[0][:marker_col]
+    tb = Traceback(start=start_line)
+    pending_code = False
+    for offset, raw in enumerate(lines[1:], start=1):
+        body = raw[len(prefix):] if prefix and raw.startswith(prefix) else raw
+        if _FRAME.match(body):
+            tb.frames.append((start_line + offset, body.strip()))
+            pending_code = True
+            continue
+        stripped = body.strip()
+        if not stripped or body[:1] in (" ", "\t") or stripped.startswith("[Previous line repeated"):
+            if pending_code and stripped and not set(stripped) <= {"^", "~", " "}:
+                line_no, text = tb.frames[-1]
+                tb.frames[-1] = (line_no, f"{text}\n{stripped}")
+                pending_code = False
+            continue
+        match = _EXCEPTION.match(stripped)
+        if match and (match.group(2) is not None or match.group(1)[:1].isupper()):
+            tb.exception_line = start_line + offset
+            tb.exception = stripped
+        break
+    return tb
+
+
+# ------------------------------------------------------------------ prefilter literals
+
+
+def required_literals(pattern: str) -> list[str] | None:
+    """Literal substrings of which at least one appears in every match of `pattern`.
+
+    Used to build the prefilter, so a rule author writes regexes and never keywords.
+    Returns None when no literal of 3+ characters is certain (the author must then give
+    `keywords`). The literals are lowercased: the prefilter runs on lowercased text.
+    """
+    try:
+        parsed = _sre_parse.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+    best = _best_in_sequence(list(parsed))
+    if best is None or min(len(s) for s in best) < 3:
+        return None
+    return sorted({s.lower() for s in best})
+
+
+def _score(candidate: list[str] | None) -> int:
+    return -1 if not candidate else min(len(s) for s in candidate)
+
+
+def _best_in_sequence(items: list) -> list[str] | None:
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(candidate: list[str] | None) -> None:
+        nonlocal best
+        if _score(candidate) > _score(best):
+            best = candidate
+
+    for op, av in items:
+        letter = _as_letter(op, av)
+        if letter is not None:
+            run.append(letter)
+            continue
+        if run:
+            consider(["".join(run)])
+            run = []
+        if op is _sre_c.SUBPATTERN:
+            consider(_best_in_sequence(list(av[3])))
+        elif op is _sre_c.BRANCH:
+            alternatives = [_best_in_sequence(list(branch)) for branch in av[1]]
+            if all(alternatives):
+                consider([s for alt in alternatives for s in alt])  # type: ignore[union-attr]
+        elif op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT) and av[0] >= 1:
+            consider(_best_in_sequence(list(av[2])))
+    if run:
+        consider(["".join(run)])
+    return best
+
+
+def _as_letter(op, av) -> str | None:
+    if op is _sre_c.LITERAL:
+        return chr(av)
+    if op is _sre_c.IN and av and all(kind is _sre_c.LITERAL for kind, _ in av):
+        # A class such as [Ee] reads as one letter under the case-insensitive prefilter.
+        letters = {chr(v).lower() for _, v in av}
+        if len(letters) == 1:
+            return letters.pop()
+    return None
