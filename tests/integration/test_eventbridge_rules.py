@@ -18,7 +18,14 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
-from tests.template.template_model import EVENTS, TEST_PIPELINE_ARN, eventbridge_rules, resolve, values_for_tests
+from tests.template.template_model import (
+    EVENTS,
+    TEST_PIPELINE_ARN,
+    eventbridge_rules,
+    resolve,
+    transformed,
+    values_for_tests,
+)
 
 REGION = "us-west-2"
 FAILED = "TrainingJobFailed"
@@ -163,10 +170,14 @@ class Router:
 
 
 def _patterns(**overrides: Any) -> dict[str, dict[str, Any]]:
+    """{event name: EventPattern} as SAM generates it (AWS::Events::Rule), parameters filled in."""
     params = {**values_for_tests(), **overrides}
+    cfn = transformed()
     patterns = {}
     for name, rule in eventbridge_rules().items():
-        pattern = resolve(rule["Pattern"], params)
+        generated = cfn["Resources"][rule["_function"] + name]
+        assert generated["Type"] == "AWS::Events::Rule", name
+        pattern = resolve(generated["Properties"]["EventPattern"], params)
         assert "Ref" not in json.dumps(pattern), f"{name}: unresolved parameter in {pattern}"
         patterns[name] = pattern
     return patterns
