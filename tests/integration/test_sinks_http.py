@@ -15,7 +15,6 @@ import boto3
 import pytest
 
 from incident_responder.demo.emulator import EMULATOR_CREDENTIALS
-from incident_responder.models import Incident
 from incident_responder.redact import RedactingFormatter
 from incident_responder.sinks import (
     SinkConfigError, SlackWebhookSink, SnsParams, SnsSink, StdoutParams, StdoutSink, notify,
@@ -23,8 +22,6 @@ from incident_responder.sinks import (
 from tests.unit.report.samples import (
     JOB, SECRET_SAMPLES, make_incident, make_intake_error, make_leaky_incident, all_secret_substrings,
 )
-
-from tests.unit.report.conftest import incident, intake_error  # noqa: F401 - shared fixtures
 
 REGION = "us-west-2"
 
@@ -62,7 +59,8 @@ def webhook_secret(aws_clients, slack_receiver):
     return name
 
 
-def test_sns_publish_is_readable_by_subscribers(aws_clients, sqs, topic, incident: Incident) -> None:
+def test_sns_publish_is_readable_by_subscribers(aws_clients, sqs, topic) -> None:
+    incident = make_incident()
     topic_arn, queue_url = topic
     notification = SnsSink(SnsParams(topic_arn=topic_arn), aws_clients.sns).send(incident)
     assert notification.ok and notification.sink == "sns"
@@ -81,22 +79,25 @@ def test_sns_publish_is_readable_by_subscribers(aws_clients, sqs, topic, inciden
     ({"confidence": [{"numeric": [">=", 0.95]}]}, False),
     ({"kind": ["intake_error"]}, False),
 ])
-def test_attributes_drive_subscription_filter_policies(aws_clients, sqs, topic, incident, filter_policy,
+def test_attributes_drive_subscription_filter_policies(aws_clients, sqs, topic, filter_policy,
                                                        delivered) -> None:
+    incident = make_incident()
     topic_arn, _ = topic
     filtered_queue = _subscribed_queue(aws_clients, sqs, topic_arn, filter_policy)
     assert SnsSink(SnsParams(topic_arn=topic_arn), aws_clients.sns).send(incident).ok
     assert bool(_envelopes(sqs, filtered_queue)) is delivered
 
 
-def test_intake_error_is_published(aws_clients, sqs, topic, intake_error) -> None:
+def test_intake_error_is_published(aws_clients, sqs, topic) -> None:
+    intake_error = make_intake_error()
     topic_arn, queue_url = topic
     assert SnsSink(SnsParams(topic_arn=topic_arn), aws_clients.sns).send_intake_error(intake_error).ok
     [envelope] = _envelopes(sqs, queue_url)
     assert envelope["MessageAttributes"]["kind"]["Value"] == "intake_error"
 
 
-def test_publish_to_a_missing_topic_is_a_failed_notification(aws_clients, incident) -> None:
+def test_publish_to_a_missing_topic_is_a_failed_notification(aws_clients) -> None:
+    incident = make_incident()
     missing = f"arn:aws:sns:{REGION}:123456789012:does-not-exist-{uuid.uuid4().hex[:8]}"
     notification = SnsSink(SnsParams(topic_arn=missing), aws_clients.sns).send(incident)
     assert not notification.ok
@@ -111,7 +112,8 @@ def test_sns_params_reject_what_is_not_a_topic_arn(topic_arn) -> None:
 
 
 @pytest.mark.parametrize("shape", ["json", "plain_url"])
-def test_slack_sink_from_secret(aws_clients, slack_receiver, incident, shape) -> None:
+def test_slack_sink_from_secret(aws_clients, slack_receiver, shape) -> None:
+    incident = make_incident()
     value = json.dumps({"webhook_url": slack_receiver.url}) if shape == "json" else slack_receiver.url + "\n"
     name = f"slack-{shape}-{uuid.uuid4().hex[:8]}"
     aws_clients.secretsmanager.create_secret(Name=name, SecretString=value)

@@ -5,7 +5,7 @@ from incident_responder.models import Category
 from incident_responder.report import SnsMessage, render_intake_error_sns, render_sns
 from incident_responder.report.sns import SNS_MAX_BYTES, SUBJECT_MAX_CHARS, sns_subject
 from tests.unit.report.samples import (
-    JOB, all_secret_substrings, make_diagnosis, make_evidence, make_event, make_incident, make_leaky_incident,
+    JOB, all_secret_substrings, make_diagnosis, make_evidence, make_event, make_incident,
 )
 
 

@@ -8,14 +8,17 @@ from pydantic import ValidationError
 from incident_responder.sinks import SINKS, Sink, SlackWebhookParams, SlackWebhookSink, SnsSink, StdoutSink, notify
 from incident_responder.sinks.slack import SinkConfigError
 from tests.support.slack_receiver import SlackReceiver
-from tests.unit.report.samples import JOB, SLACK_WEBHOOK, all_secret_substrings
+from tests.unit.report.samples import (
+    JOB, SLACK_WEBHOOK, all_secret_substrings, make_incident, make_intake_error, make_leaky_incident,
+)
 
 
 def _sink(receiver: SlackReceiver, **params) -> SlackWebhookSink:
     return SlackWebhookSink(SlackWebhookParams(webhook_url=receiver.url, **params))
 
 
-def test_posts_block_kit_payload(slack_receiver, incident) -> None:
+def test_posts_block_kit_payload(slack_receiver) -> None:
+    incident = make_incident()
     notification = _sink(slack_receiver).send(incident)
     assert notification.ok and notification.sink == "slack"
     [request] = slack_receiver.requests
@@ -25,7 +28,8 @@ def test_posts_block_kit_payload(slack_receiver, incident) -> None:
     assert "entry_point/train_argument_replaces_cmd" in request.body["text"]
 
 
-def test_rate_limit_is_retried_after_retry_after(slack_receiver, incident) -> None:
+def test_rate_limit_is_retried_after_retry_after(slack_receiver) -> None:
+    incident = make_incident()
     slack_receiver.reply_next(429, retry_after=1)
     notification = _sink(slack_receiver).send(incident)
     assert notification.ok
@@ -33,7 +37,8 @@ def test_rate_limit_is_retried_after_retry_after(slack_receiver, incident) -> No
     assert first.body == second.body
 
 
-def test_rate_limit_beyond_max_retries_fails_without_raising(slack_receiver, incident) -> None:
+def test_rate_limit_beyond_max_retries_fails_without_raising(slack_receiver) -> None:
+    incident = make_incident()
     slack_receiver.reply_next(429, retry_after=0, times=2)
     notification = _sink(slack_receiver, max_retries=1).send(incident)
     assert not notification.ok
@@ -43,7 +48,8 @@ def test_rate_limit_beyond_max_retries_fails_without_raising(slack_receiver, inc
 
 @pytest.mark.parametrize(("status", "body"), [(500, "internal_error"), (400, "invalid_blocks"),
                                               (404, "no_service"), (403, "action_prohibited")])
-def test_error_status_is_a_failed_notification_with_status_and_body(slack_receiver, incident, status, body) -> None:
+def test_error_status_is_a_failed_notification_with_status_and_body(slack_receiver, status, body) -> None:
+    incident = make_incident()
     slack_receiver.reply_next(status, body)
     notification = _sink(slack_receiver).send(incident)
     assert not notification.ok
@@ -51,7 +57,8 @@ def test_error_status_is_a_failed_notification_with_status_and_body(slack_receiv
     assert len(slack_receiver.requests) == 1
 
 
-def test_unreachable_webhook_is_a_failed_notification(incident) -> None:
+def test_unreachable_webhook_is_a_failed_notification() -> None:
+    incident = make_incident()
     with SlackReceiver() as gone:
         url = gone.url
     sink = SlackWebhookSink(SlackWebhookParams(webhook_url=url, max_retries=0, timeout_s=2))
@@ -60,18 +67,21 @@ def test_unreachable_webhook_is_a_failed_notification(incident) -> None:
     assert notification.detail.startswith("webhook post failed: URLError")
 
 
-def test_intake_error_is_posted(slack_receiver, intake_error) -> None:
+def test_intake_error_is_posted(slack_receiver) -> None:
+    intake_error = make_intake_error()
     assert _sink(slack_receiver).send_intake_error(intake_error).ok
     assert "detail.TrainingJobName" in json.dumps(slack_receiver.requests[0].body)
 
 
-def test_secrets_never_reach_the_receiver(slack_receiver, leaky_incident) -> None:
+def test_secrets_never_reach_the_receiver(slack_receiver) -> None:
+    leaky_incident = make_leaky_incident()
     assert _sink(slack_receiver).send(leaky_incident).ok
     raw = slack_receiver.requests[0].raw.decode()
     assert [s for s in all_secret_substrings() if s in raw or json.dumps(s)[1:-1] in raw] == []
 
 
-def test_a_failed_sink_does_not_stop_the_others(slack_receiver, incident, capsys) -> None:
+def test_a_failed_sink_does_not_stop_the_others(slack_receiver, capsys) -> None:
+    incident = make_incident()
     slack_receiver.reply_next(500)
 
     class Exploding:

@@ -4,10 +4,11 @@ import pytest
 from pydantic import ValidationError
 
 from incident_responder.sinks import StdoutParams, StdoutSink
-from tests.unit.report.samples import JOB, all_secret_substrings
+from tests.unit.report.samples import JOB, all_secret_substrings, make_incident, make_intake_error, make_leaky_incident
 
 
-def test_writes_the_terminal_report(incident) -> None:
+def test_writes_the_terminal_report() -> None:
+    incident = make_incident()
     stream = io.StringIO()
     notification = StdoutSink(StdoutParams(), stream=stream).send(incident)
     assert notification.ok and notification.sink == "stdout"
@@ -15,18 +16,22 @@ def test_writes_the_terminal_report(incident) -> None:
     assert "\033[" not in stream.getvalue()
 
 
-def test_color_when_asked(incident) -> None:
+def test_color_when_asked() -> None:
+    incident = make_incident()
     stream = io.StringIO()
     StdoutSink(StdoutParams(color=True), stream=stream).send(incident)
     assert "\033[1;31m" in stream.getvalue()
 
 
-def test_defaults_to_the_current_sys_stdout(incident, capsys) -> None:
+def test_defaults_to_the_current_sys_stdout(capsys) -> None:
+    incident = make_incident()
     StdoutSink().send(incident)
     assert JOB in capsys.readouterr().out
 
 
-def test_leaky_incident_is_redacted(leaky_incident, intake_error) -> None:
+def test_leaky_incident_is_redacted() -> None:
+    intake_error = make_intake_error()
+    leaky_incident = make_leaky_incident()
     stream = io.StringIO()
     sink = StdoutSink(stream=stream)
     assert sink.send(leaky_incident).ok
@@ -34,7 +39,8 @@ def test_leaky_incident_is_redacted(leaky_incident, intake_error) -> None:
     assert [s for s in all_secret_substrings() if s in stream.getvalue()] == []
 
 
-def test_closed_stream_is_a_failed_notification_not_an_exception(incident) -> None:
+def test_closed_stream_is_a_failed_notification_not_an_exception() -> None:
+    incident = make_incident()
     stream = io.StringIO()
     stream.close()
     notification = StdoutSink(stream=stream).send(incident)
