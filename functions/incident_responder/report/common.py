@@ -37,9 +37,10 @@ def what_failed(incident: Incident) -> str:
     event = incident.event
     if event.source == "sagemaker":
         return f"SageMaker training job {event.subject_name}"
+    execution = event.execution_arn.rsplit(":", 1)[-1] if event.execution_arn else event.subject_name
     if event.training_job_name:
-        return f"Step Functions execution {event.subject_name} (training job {event.training_job_name})"
-    return f"Step Functions execution {event.subject_name}"
+        return f"Step Functions execution {execution} (training job {event.training_job_name})"
+    return f"Step Functions execution {execution}"
 
 
 def verdict(incident: Incident) -> str:

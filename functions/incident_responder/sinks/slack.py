@@ -105,6 +105,8 @@ class SlackWebhookSink:
         return self._post(payload)
 
     def _post(self, payload: dict[str, Any]) -> Notification:
+        # Console links need a signed-in browser; Slack's unfurl bot would only fetch a login page.
+        payload = {**payload, "unfurl_links": False, "unfurl_media": False}
         try:
             response = self._client.send_dict(redact_data(payload))
         except Exception as error:  # connection errors once the retry handler gave up

@@ -3,7 +3,7 @@ import pytest
 from incident_responder.models import EvidenceLine
 from incident_responder.report import render_intake_error_text, render_text
 from tests.unit.report.samples import (
-    JOB, LOG_STREAM, all_secret_substrings, make_diagnosis, make_evidence, make_incident, make_intake_error,
+    JOB, LOG_STREAM, all_secret_substrings, make_diagnosis, make_event, make_evidence, make_incident, make_intake_error,
     make_leaky_incident,
 )
 
@@ -12,6 +12,21 @@ def test_first_line_says_what_failed_and_the_verdict(incident) -> None:
     first = render_text(incident).splitlines()[0]
     assert first == (f"FAILED SageMaker training job {JOB} -> entry_point/train_argument_replaces_cmd"
                      " (confidence 92%)")
+
+
+SFN = "arn:aws:states:us-west-2:123456789012:execution:SpaceportMLPipeline:prod-validation-9"
+
+
+@pytest.mark.parametrize(("event_overrides", "what"), [
+    ({}, f"SageMaker training job {JOB}"),
+    ({"source": "stepfunctions", "status": "FAILED", "execution_arn": SFN, "training_job_name": None},
+     "Step Functions execution prod-validation-9"),
+    ({"source": "stepfunctions", "status": "TIMED_OUT", "execution_arn": SFN},
+     f"Step Functions execution prod-validation-9 (training job {JOB})"),
+])
+def test_first_line_names_the_failed_thing_for_each_source(event_overrides, what) -> None:
+    first = render_text(make_incident(event=make_event(**event_overrides))).splitlines()[0]
+    assert first.startswith(f"FAILED {what} -> entry_point/")
 
 
 def test_sections_read_in_order_evidence_remediation_commands_links_missing(incident) -> None:

@@ -26,6 +26,7 @@ def test_posts_block_kit_payload(slack_receiver) -> None:
     assert request.headers["Content-Type"].startswith("application/json")
     assert request.body["blocks"][0]["text"]["text"] == f"3DGS failed: {JOB}"
     assert "entry_point/train_argument_replaces_cmd" in request.body["text"]
+    assert request.body["unfurl_links"] is False and request.body["unfurl_media"] is False
 
 
 def test_rate_limit_is_retried_after_retry_after(slack_receiver) -> None:
