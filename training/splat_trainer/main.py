@@ -162,10 +162,17 @@ def run(
 
 def _train(cfg: TrainConfig, paths: SageMakerPaths, report: PreflightReport, *, channel: str) -> Any:
     from splat_trainer.dataset import load_scene
-    from splat_trainer.trainer import train
+    from splat_trainer.trainer import TrainPaths, train
 
     scene = load_scene(paths.channel(channel), cfg.data_factor, cfg.test_every)
-    return train(cfg, scene, paths, gpu_total_memory_bytes=report.facts.gpu_total_memory_bytes)
+    # SIGTERM (a stopped job, a spot interruption) is the trainer's: it checkpoints and
+    # returns status "interrupted", which is a clean exit (0) for SageMaker.
+    result = train(
+        cfg, scene, TrainPaths(paths.model_dir, paths.checkpoint_dir), log=_log,
+        gpu_total_bytes=report.facts.gpu_total_memory_bytes,
+    )
+    _log(f"training {result.status}")
+    return result
 
 
 def main() -> None:
