@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.moto_server",
     "tests.support.slack_receiver",
+    "tests.support.lambda_env",
 ]

@@ -121,14 +121,7 @@ def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None
     """The "SageMaker Training Job State Change" event EventBridge sends for this job."""
     import uuid
 
-    detail = {k: v for k, v in job.items() if k != "ResponseMetadata"}
-    for key, value in list(detail.items()):
-        if isinstance(value, datetime):
-            detail[key] = str(int(value.timestamp() * 1000))
-    detail["SecondaryStatusTransitions"] = [
-        {k: str(int(v.timestamp() * 1000)) if isinstance(v, datetime) else v for k, v in t.items()}
-        for t in detail.get("SecondaryStatusTransitions", [])
-    ]
+    detail = _epoch_ms_strings({k: v for k, v in job.items() if k != "ResponseMetadata"})
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
@@ -140,6 +133,17 @@ def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None
         "resources": [job["TrainingJobArn"]],
         "detail": detail,
     }
+
+
+def _epoch_ms_strings(value: Any) -> Any:
+    """SageMaker's events carry timestamps as epoch-millisecond strings."""
+    if isinstance(value, datetime):
+        return str(int(value.timestamp() * 1000))
+    if isinstance(value, dict):
+        return {k: _epoch_ms_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch_ms_strings(v) for v in value]
+    return value
 
 
 def _with_demo_secrets(text: str) -> str:

@@ -1,0 +1,97 @@
+"""The TriageFunction handler with every sample event, as Lambda invokes it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from incident_responder.demo.provision import read_inbox
+from tests.support.events import load_event, pipeline_event_files
+
+# What each event in events/ must lead to. A new event file needs a line here.
+EXPECTED = {
+    "aws-sample-sagemaker-training-job-state-change": ("known_good_recorded", None),
+    "aws-sample-stepfunctions-execution-status-change-failed": ("reported", "unknown"),
+    "malformed-not-eventbridge": ("intake_error", None),
+    "malformed-sagemaker-missing-job-name": ("intake_error", None),
+    "malformed-stepfunctions-unknown-status": ("intake_error", None),
+    "sagemaker-training-job-completed": ("known_good_recorded", None),
+    "sagemaker-training-job-failed-cuda-oom": ("reported", "sagemaker_environment"),
+    "sagemaker-training-job-failed-no-kernel-image": ("reported", "cuda_gpu"),
+    "sagemaker-training-job-failed-no-reason-logs-only": ("reported", "unknown"),
+    "sagemaker-training-job-failed-s3-access-denied": ("reported", "aws_credentials"),
+    "sagemaker-training-job-failed-train-argument": ("reported", "entry_point"),
+    "stepfunctions-execution-aborted": ("reported", "unknown"),
+    "stepfunctions-execution-failed": ("reported", "entry_point"),
+    "stepfunctions-execution-timed-out": ("reported", "unknown"),
+    "unrelated-ec2-state-change": ("intake_error", None),
+}
+
+
+@pytest.mark.parametrize("path", pipeline_event_files(), ids=lambda p: p.stem)
+def test_every_sample_event_is_handled_and_alerted_as_expected(path, deployed_responder, slack_receiver):
+    assert path.stem in EXPECTED, f"events/{path.name}: add its expected outcome to EXPECTED"
+    outcome_kind, category = EXPECTED[path.stem]
+    result = deployed_responder.invoke(json.loads(path.read_text()))
+    assert result["outcome"] == outcome_kind, result
+    assert result["category"] == category
+    inbox = read_inbox(deployed_responder.clients, deployed_responder.queue_url)
+    if outcome_kind in ("reported", "intake_error"):
+        # Both sinks alerted: an unusable event is never silently dropped.
+        assert [n["sink"] for n in result["notifications"]] == ["slack", "sns"]
+        assert all(n["ok"] for n in result["notifications"]), result["notifications"]
+        assert len(slack_receiver.requests) == 1 and len(inbox) == 1
+    else:
+        assert slack_receiver.requests == [] and inbox == []
+
+
+def test_a_redelivered_event_is_answered_from_the_idempotency_record(deployed_responder, slack_receiver):
+    event = load_event("sagemaker-training-job-failed-train-argument.json")
+    first = deployed_responder.invoke(event)
+    again = deployed_responder.invoke(event)
+    assert again == first
+    assert len(slack_receiver.requests) == 1
+
+
+def test_a_second_event_for_the_same_failure_is_linked_not_reported_again(deployed_responder, slack_receiver):
+    event = load_event("sagemaker-training-job-failed-train-argument.json")
+    deployed_responder.invoke(event)
+    duplicate = {**event, "id": "another-delivery-of-the-same-state-change"}
+    result = deployed_responder.invoke(duplicate)
+    assert result["outcome"] == "duplicate"
+    assert len(slack_receiver.requests) == 1
+    item = deployed_responder.clients.dynamodb.get_item(
+        TableName=deployed_responder.table, Key={"id": {"S": "incident#" + result["incident_key"]}}
+    )["Item"]
+    assert set(item["event_ids"]["SS"]) == {event["id"], duplicate["id"]}
+    assert json.loads(item["notifications"]["S"])[0]["sink"] == "slack"
+
+
+def test_a_malformed_event_is_recorded_for_later_inspection(deployed_responder):
+    event = load_event("malformed-sagemaker-missing-job-name.json")
+    result = deployed_responder.invoke(event)
+    item = deployed_responder.clients.dynamodb.get_item(
+        TableName=deployed_responder.table, Key={"id": {"S": f"intake-error#{event['id']}"}}
+    )["Item"]
+    record = json.loads(item["error"]["S"])
+    assert record["errors"][0].startswith("detail.TrainingJobName:")
+    assert int(item["expiration"]["N"]) > 0
+    assert "TrainingJobName" in result["detail"]
+
+
+def test_slack_failing_does_not_stop_the_sns_report(deployed_responder, slack_receiver):
+    slack_receiver.reply_next(500, "internal_error", times=5)
+    result = deployed_responder.invoke(load_event("sagemaker-training-job-failed-cuda-oom.json"))
+    slack, sns = result["notifications"]
+    assert not slack["ok"] and "500" in (slack["detail"] or "")
+    assert sns["ok"] and sns["message_id"]
+
+
+def test_completed_job_records_its_image_as_known_good(deployed_responder):
+    event = load_event("sagemaker-training-job-completed.json")
+    deployed_responder.invoke(event)
+    item = deployed_responder.clients.dynamodb.get_item(
+        TableName=deployed_responder.table, Key={"id": {"S": "known-good#us-west-2#spaceport/3dgs"}}
+    )["Item"]
+    assert item["training_job_name"]["S"] == event["detail"]["TrainingJobName"]
