@@ -104,7 +104,7 @@ _RULES: list[tuple[str, re.Pattern[str], str]] = [
 # the same line (credentials CSV, `aws configure list`, an echoed env) it is one.
 _ACCESS_KEY_LINE = re.compile(r"^.*(?:AKIA|ASIA|" + re.escape(_marker("aws_access_key_id")) + r").*$", re.M)
 _BARE_SECRET_KEY = re.compile(
-    r"(?<![" + _B64 + r"])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[0-9])"
+    r"(?<![" + _B64 + r"])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
     r"[A-Za-z0-9/+]{40}(?![" + _B64 + r"])"
 )
 

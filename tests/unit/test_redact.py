@@ -124,3 +124,4 @@ def test_key_block_split_over_log_events_is_redacted_line_by_line(sample_id: str
     assert redacted[0] == lines[0]
     if sample_id == "private_key_rsa":
         assert redacted[-1] == lines[-1]
+
