@@ -61,6 +61,7 @@ class Catalog:
     rules: tuple[CompiledRule, ...]
     line_rules: dict[str, tuple[int, ...]]  # prefilter keyword -> indexes of line rules
     traceback_rules: tuple[int, ...]
+    keywords: tuple[str, ...]  # automaton pattern index -> keyword
     _automaton: Any = field(repr=False, compare=False, default=None)
 
     def rule(self, rule_id: str) -> CompiledRule:
@@ -179,18 +180,19 @@ def build_catalog(directory: Path) -> Catalog:
         rules=tuple(compiled),
         line_rules={k: tuple(v) for k, v in line_rules.items()},
         traceback_rules=traceback_rules,
+        keywords=(*line_rules, TRACEBACK_KEY),
         _automaton=_build_automaton([*line_rules, TRACEBACK_KEY]),
     )
 
 
 def _build_automaton(keywords: list[str]) -> Any:
-    import ahocorasick  # C extension: one pass over the text finds every keyword
+    # Rust Aho-Corasick over bytes: one pass over a 50 MB log finds every keyword at
+    # ~100 MB/s, where a loop of str.find or one big regex alternation manages ~10.
+    import ahocorasick_rs
 
-    automaton = ahocorasick.Automaton()
-    for keyword in keywords:
-        automaton.add_word(keyword, keyword)
-    automaton.make_automaton()
-    return automaton
+    return ahocorasick_rs.BytesAhoCorasick(
+        [k.encode("utf-8") for k in keywords], implementation=ahocorasick_rs.Implementation.DFA
+    )
 
 
 @lru_cache(maxsize=8)

@@ -55,31 +55,35 @@ class Hit:
 
 
 class _Document:
-    """The text with fast access to a line by position and to its neighbours."""
+    """The text as UTF-8 bytes (the prefilter scans bytes), with line access by byte offset.
+
+    `bytes.lower()` lowercases ASCII only, so offsets in the lowered copy stay aligned.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
-        lower = text.lower()
-        if len(lower) != len(text):  # a few characters lowercase to two; keep positions aligned
-            lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-        self.lower = lower
+        self.data = text.encode("utf-8", "surrogatepass")
+        self.lower = self.data.lower()
 
     def line_bounds(self, pos: int) -> tuple[int, int]:
-        start = self.text.rfind("\n", 0, pos) + 1
-        end = self.text.find("\n", pos)
-        return start, (len(self.text) if end == -1 else end)
+        start = self.data.rfind(b"\n", 0, pos) + 1
+        end = self.data.find(b"\n", pos)
+        return start, (len(self.data) if end == -1 else end)
+
+    def decode(self, start: int, end: int) -> str:
+        return self.data[start:end].decode("utf-8", "replace")
 
     def line_text(self, start: int, end: int) -> str:
-        return self.text[start:end].rstrip("\r")
+        return self.decode(start, end).rstrip("\r")
 
     def following_lines(self, start: int, count: int) -> list[str]:
         lines, pos = [], start
         for _ in range(count):
-            if pos > len(self.text):
+            if pos > len(self.data):
                 break
-            end = self.text.find("\n", pos)
-            end = len(self.text) if end == -1 else end
-            lines.append(self.text[pos:end].rstrip("\r"))
+            end = self.data.find(b"\n", pos)
+            end = len(self.data) if end == -1 else end
+            lines.append(self.line_text(pos, end))
             pos = end + 1
         return lines
 
@@ -88,40 +92,43 @@ class _Document:
         for _ in range(window):
             if lo <= 0:
                 break
-            lo = self.text.rfind("\n", 0, lo - 1) + 1
+            lo = self.data.rfind(b"\n", 0, lo - 1) + 1
         hi = end
         for _ in range(window):
-            nxt = self.text.find("\n", hi + 1)
+            nxt = self.data.find(b"\n", hi + 1)
             if nxt == -1:
-                hi = len(self.text)
+                hi = len(self.data)
                 break
             hi = nxt
-        return self.text[lo:hi]
+        return self.decode(lo, hi)
 
 
 def _candidates(doc: _Document, catalog: Catalog) -> tuple[list[tuple[int, int, int, set[int]]], list[tuple[int, int]]]:
     """Lines that contain a prefilter keyword, with the rules to try; and traceback headers.
 
-    Returns ([(line_no, start, end, rule indexes)], [(line_start, marker position)]).
+    One non-overlapping pass over the whole text finds the candidate lines; each of those
+    (few) lines is then searched with overlapping matches for its full set of keywords.
+    Returns ([(line_no, start, end, rule indexes)], [(line_start, line_no)]).
     """
-    by_start: dict[int, set[int]] = {}
-    bounds: dict[int, int] = {}
+    automaton = catalog.automaton
+    keywords = catalog.keywords
+    lines: list[tuple[int, int, int, set[int]]] = []
     tracebacks: list[tuple[int, int]] = []
-    for end_index, keyword in catalog.automaton.iter(doc.lower):
-        pos = end_index - len(keyword) + 1
-        start, end = doc.line_bounds(pos)
-        if keyword == TRACEBACK_KEY:
-            tracebacks.append((start, pos))
-        rules = catalog.line_rules.get(keyword)
-        if rules:
-            by_start.setdefault(start, set()).update(rules)
-            bounds[start] = end
-    lines = []
-    line_no, last = 1, 0
-    for start in sorted(by_start):
-        line_no += doc.text.count("\n", last, start)
+    line_no, last, line_end = 1, 0, -1
+    for _, pos, _ in automaton.find_matches_as_indexes(doc.lower, overlapping=False):
+        if pos < line_end:
+            continue  # this line is already a candidate
+        start, line_end = doc.line_bounds(pos)
+        line_no += doc.data.count(b"\n", last, start)
         last = start
-        lines.append((line_no, start, bounds[start], by_start[start]))
+        rules: set[int] = set()
+        for index, _, _ in automaton.find_matches_as_indexes(doc.lower[start:line_end], overlapping=True):
+            keyword = keywords[index]
+            if keyword == TRACEBACK_KEY:
+                tracebacks.append((start, line_no))
+            rules.update(catalog.line_rules.get(keyword, ()))
+        if rules:
+            lines.append((line_no, start, line_end, rules))
     return lines, tracebacks
 
 
@@ -157,11 +164,10 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
 
 def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:
     parsed = []
-    line_no, last = 1, 0
-    for start, pos in sorted(set(headers))[:MAX_TRACEBACKS]:
-        line_no += doc.text.count("\n", last, start)
-        last = start
-        parsed.append(parse_traceback(doc.following_lines(start, 400), line_no, pos - start))
+    for start, line_no in headers[:MAX_TRACEBACKS]:
+        lines = doc.following_lines(start, 400)
+        column = max(lines[0].lower().find(TRACEBACK_KEY), 0)
+        parsed.append(parse_traceback(lines, line_no, column))
     return parsed
 
 
@@ -243,8 +249,10 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
         tail_start = max(len(head), len(text) - _EDGE_BYTES)
         for base, chunk in ((0, head), (tail_start, text[tail_start:])):
             for match in _ERRORISH.finditer(chunk):
-                start, end = doc.line_bounds(base + match.start())
-                raw = doc.line_text(start, end)
+                pos = base + match.start()
+                start = text.rfind("\n", 0, pos) + 1
+                end = text.find("\n", pos)
+                raw = text[start:(len(text) if end == -1 else end)].rstrip("\r")
                 if not is_noise(raw):
                     line_no = text.count("\n", 0, start) + 1
                     if all(e.line != line_no for e in evidence):
