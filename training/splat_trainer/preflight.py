@@ -308,7 +308,8 @@ def check_compute_capability(facts: PlatformFacts) -> str:
                 f"GPU {facts.device_name or ''} {_sm(cap)} is not in {owner}'s compiled archs {listed}",
                 f"rebuild the image with TORCH_CUDA_ARCH_LIST including {wanted}"
                 if owner == "gsplat"
-                else f"use a torch build whose arch list includes {_sm(cap)} (or {wanted}+PTX below it)",
+                else f"use a base image whose torch supports {_sm(cap)} (see torch.cuda.get_arch_list()), "
+                "or an instance type with a GPU it supports",
             )
     recorded = "recorded" if facts.gsplat_compiled_archs is not None else "not recorded"
     return f"{_sm(cap)} supported by torch and gsplat (gsplat archs {recorded})"
