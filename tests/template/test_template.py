@@ -8,6 +8,7 @@ shorthand written in template.yaml.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -144,6 +145,36 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
             assert tag in ("cpython-312-x86_64-linux-gnu", "abi3") or not tag.startswith(("cpython", "pypy")), (
                 f"{fn}: {so.relative_to(built)} is not built for python3.12 x86_64"
             )
+    # The built package imports under CPython 3.12 with only what Lambda's runtime adds (boto3,
+    # s3transfer): no site-packages, so a requirement missing from functions/requirements.txt shows.
+    runtime_dir = tmp_path / "lambda-runtime"
+    runtime_dir.mkdir()
+    for provided in ("boto3", "s3transfer"):
+        spec = importlib.util.find_spec(provided)
+        assert spec and spec.submodule_search_locations, provided
+        (runtime_dir / provided).symlink_to(list(spec.submodule_search_locations)[0])
+    cfn = transformed()
+    for fn in ("TriageFunction", "ClassifyFunction"):
+        module, _, attr = _lambda_function(cfn, fn)["Handler"].rpartition(".")
+        lambda_env = {
+            "PATH": "/usr/bin:/bin", "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-west-2",
+            "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
+            # Unroutable: an import that calls AWS fails instead of reaching it.
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "INCIDENT_TABLE": "incidents", "POWERTOOLS_SERVICE_NAME": "incident-responder",
+            "POWERTOOLS_METRICS_NAMESPACE": "ThreeDGSIncidentResponder",
+        }
+        probe = subprocess.run(
+            [
+                str(Path(py312) / "python3.12"), "-S", "-c",
+                "import importlib, sys; sys.path[:0] = sys.argv[1:3]; "
+                f"assert callable(getattr(importlib.import_module({module!r}), {attr!r}))",
+                str(build_dir / fn), str(runtime_dir),
+            ],
+            cwd=tmp_path, env=lambda_env, capture_output=True, text=True, timeout=120,
+        )
+        assert probe.returncode == 0, f"{fn}: {module}.{attr} does not import from the build:\n{probe.stderr}"
+
     built_template = (build_dir / "template.yaml").read_text()
     assert "CodeUri: TriageFunction" in built_template and "CodeUri: ClassifyFunction" in built_template
 
