@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .models import FailureEvent, IntakeError
+from .redact import redact
 
 SAGEMAKER_DETAIL_TYPE = "SageMaker Training Job State Change"
 STEPFUNCTIONS_DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -165,7 +166,7 @@ def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
         status=detail.TrainingJobStatus,
         training_job_name=detail.TrainingJobName,
         training_job_arn=detail.TrainingJobArn,
-        failure_reason=detail.FailureReason,
+        failure_reason=redact(detail.FailureReason) if detail.FailureReason else None,
         image_uri=image,
         secondary_status=detail.SecondaryStatus,
     )
@@ -178,7 +179,7 @@ def _from_stepfunctions(event: StepFunctionsExecutionStatusChange, ignore: froze
         return Ignored(event_id=event.id, reason="execution of the responder's own state machine")
     if detail.status not in FAILED_EXECUTION_STATUSES:
         return Ignored(event_id=event.id, reason=f"execution status is {detail.status}")
-    reason = ": ".join(part for part in (detail.error, detail.cause) if part) or None
+    reason = redact(": ".join(part for part in (detail.error, detail.cause) if part)) or None
     return FailureEvent(
         source="stepfunctions",
         event_id=event.id,
@@ -206,8 +207,6 @@ def _describe(exc: ValidationError, detail_type: str) -> list[str]:
 
 
 def _intake_error(raw: Any, errors: list[str]) -> IntakeError:
-    from .redact import redact
-
     as_dict = raw if isinstance(raw, dict) else {}
     try:
         excerpt = json.dumps(raw, default=str)[:RAW_EXCERPT_BYTES]

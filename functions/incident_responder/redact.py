@@ -26,13 +26,20 @@ def _marker(kind: str) -> str:
 
 # (kind, compiled pattern, replacement). Order matters: whole blocks and URLs first, so
 # that a later, narrower pattern never leaves half of a secret behind.
+# A line of a PEM key block: base64 key material or an encrypted key's headers.
+_KEY_BODY_LINE = r"(?:[A-Za-z0-9+/=]{16,}|(?:Proc-Type|DEK-Info|Comment): [^\r\n\\]*)"
+_KEY_BODY = re.compile(r"^[ \t]*" + _KEY_BODY_LINE + r"[ \t]*$")
+
 _RULES: list[tuple[str, re.Pattern[str], str]] = [
     (
         "private_key",
         # A log tail can cut a key block before its END line: redact to the end then.
+        # Without an END line, only what looks like key material is taken: an error line
+        # printed after a truncated key must survive (it may be the root cause).
         re.compile(
             r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
-            r"(?:.*?-----END \1PRIVATE KEY\2-----|(?:[A-Za-z0-9+/=:,\- \t\r\n]|\\+[nrt])*)",
+            r"(?:.*?-----END \1PRIVATE KEY\2-----"
+            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_BODY_LINE + r")*)",
             re.DOTALL,
         ),
         _marker("private_key"),
@@ -144,11 +151,13 @@ def redact_lines(lines: list[str]) -> list[str]:
     for line in lines:
         if inside_key_block:
             end = _KEY_END.search(line)
-            if end is None:
+            if end is not None:
+                line = _marker("private_key") + line[end.end():]
+            elif _KEY_BODY.match(line) or not line.strip():
                 redacted.append(_marker("private_key"))
                 continue
+            # A truncated block ends at the first line that is not key material.
             inside_key_block = False
-            line = _marker("private_key") + line[end.end():]
         inside_key_block = _opens_key_block(line)
         redacted.append(redact(line))
     return redacted

@@ -95,3 +95,11 @@ def test_secrets_in_a_malformed_event_are_redacted_in_the_record():
     raw["detail"]["HyperParameters"]["aws_key"] = secret
     error = parse_event(raw)
     assert secret not in error.raw_excerpt
+
+
+def test_a_secret_in_the_failure_reason_never_enters_the_failure_event():
+    raw = load_event("sagemaker-training-job-failed-train-argument.json")
+    secret = "AKIA" + "Q" * 16
+    raw["detail"]["FailureReason"] += f" (key {secret})"
+    event = parse_event(raw)
+    assert secret not in event.failure_reason and "REDACTED" in event.failure_reason
