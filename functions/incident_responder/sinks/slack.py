@@ -28,7 +28,7 @@ class SlackWebhookParams(BaseModel):
     def _is_a_webhook_url(cls, webhook_url: SecretStr) -> SecretStr:
         parts = urlsplit(webhook_url.get_secret_value().strip())
         if not parts.hostname or parts.scheme not in ("https", "http"):
-            raise ValueError("webhook_url must be an https:// URL like https://hooks.slack.com/services/T.../B.../...")
+            raise ValueError("webhook_url must be an https:// URL like https://hooks.slack.com/services/...")
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
             raise ValueError("webhook_url must use https:// (plain http is accepted only for a local test receiver)")
         return webhook_url
