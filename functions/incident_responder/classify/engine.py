@@ -171,24 +171,34 @@ def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Tracebac
     return parsed
 
 
-def _traceback_hits(doc: _Document, catalog: Catalog, tracebacks: list[Traceback]) -> list[Hit]:
+def _traceback_hits(catalog: Catalog, tracebacks: list[Traceback]) -> list[Hit]:
     hits = []
     for tb in tracebacks:
-        last_frame = tb.last_frame
+        frame = tb.last_frame
+        exception = mask(tb.exception) if tb.exception is not None else None
+        frame_text = mask(frame.matchable) if frame is not None else None
         for index in catalog.traceback_rules:
             rule = catalog.rules[index]
             if rule.tb_exception is not None:
-                if tb.exception is None or not rule.tb_exception.search(mask(tb.exception)):
+                if exception is None or not rule.tb_exception.search(exception):
                     continue
-                if any(p.search(mask(tb.exception)) for p in rule.exclude):
-                    continue
+            if exception is not None and any(p.search(exception) for p in rule.exclude):
+                continue
             if rule.tb_last_frame is not None:
-                if last_frame is None or not rule.tb_last_frame.search(mask(last_frame[1])):
+                if frame_text is None or not rule.tb_last_frame.search(frame_text):
                     continue
-            line = tb.deciding_line
-            text = tb.exception if tb.exception_line is not None else (last_frame[1] if last_frame else "")
-            support = [(last_frame[0], last_frame[1])] if last_frame and last_frame[0] != line else []
-            hits.append(Hit(rule, line, text or "", False, {}, support))
+            support = []
+            if frame is not None:
+                support.append((frame.line, frame.text))
+                if frame.code_line is not None and frame.code is not None:
+                    support.append((frame.code_line, frame.code))
+            if tb.exception_line is not None and tb.exception is not None:
+                line, text = tb.exception_line, tb.exception
+            elif frame is not None:
+                line, text = frame.line, frame.text
+            else:
+                continue
+            hits.append(Hit(rule, line, text, False, {}, [s for s in support if s[0] != line]))
     return hits
 
 
@@ -324,7 +334,7 @@ def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], 
     hits = _line_hits(doc, catalog, candidates)
     tracebacks = _tracebacks(doc, headers) if headers else []
     if tracebacks and catalog.traceback_rules:
-        hits.extend(_traceback_hits(doc, catalog, tracebacks))
+        hits.extend(_traceback_hits(catalog, tracebacks))
     return hits, tracebacks, doc
 
 

@@ -43,11 +43,11 @@ def mask(line: str) -> str:
     <uuid>, <hex>, <account>, <ip>, <site-packages>/, ~ (a home directory)."""
     if ":\\" in line:  # Windows paths read like POSIX ones (only there: "\n" in JSON must stay)
         line = _WINDOWS_PATH.sub(_posix_path, line)
+    if "sha256:" in line:
+        line = _DIGEST.sub("sha256:<digest>", line)
     if "-" in line:
         if ":" in line:
             line = _TIME.sub("<time>", line)
-        if "sha256:" in line:
-            line = _DIGEST.sub("sha256:<digest>", line)
         line = _UUID.sub("<uuid>", line)
     if _ANY_DIGIT.search(line):
         line = _NUMBERS.sub(_number_token, line)
@@ -93,23 +93,36 @@ _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 
 
 @dataclass
+class Frame:
+    line: int  # 1-based line of 'File "...", line N, in f'
+    text: str
+    code_line: int | None = None  # the source line printed under it, if any
+    code: str | None = None
+
+    @property
+    def matchable(self) -> str:
+        """The frame as rules see it: the File line, then its code line."""
+        return self.text if self.code is None else f"{self.text}\n{self.code}"
+
+
+@dataclass
 class Traceback:
-    """One parsed Python traceback: its frames (line numbers) and its final exception."""
+    """One parsed Python traceback: its frames and its final exception."""
 
     start: int  # 1-based line of "Traceback (most recent call last):"
-    frames: list[tuple[int, str]] = field(default_factory=list)  # (line, 'File ...' + code)
+    frames: list[Frame] = field(default_factory=list)
     exception_line: int | None = None
     exception: str | None = None  # "Type: message"
 
     @property
-    def last_frame(self) -> tuple[int, str] | None:
+    def last_frame(self) -> Frame | None:
         return self.frames[-1] if self.frames else None
 
     @property
     def deciding_line(self) -> int:
         if self.exception_line is not None:
             return self.exception_line
-        return self.frames[-1][0] if self.frames else self.start
+        return self.frames[-1].line if self.frames else self.start
 
 
 def parse_traceback(lines: list[str], start_line: int, marker_col: int) -> Traceback:
@@ -120,19 +133,16 @@ def parse_traceback(lines: list[str], start_line: int, marker_col: int) -> Trace
     """
     prefix = lines[0][:marker_col]
     tb = Traceback(start=start_line)
-    pending_code = False
     for offset, raw in enumerate(lines[1:], start=1):
         body = raw[len(prefix):] if prefix and raw.startswith(prefix) else raw
         if _FRAME.match(body):
-            tb.frames.append((start_line + offset, body.strip()))
-            pending_code = True
+            tb.frames.append(Frame(start_line + offset, body.strip()))
             continue
         stripped = body.strip()
         if not stripped or body[:1] in (" ", "\t") or stripped.startswith("[Previous line repeated"):
-            if pending_code and stripped and not set(stripped) <= {"^", "~", " "}:
-                line_no, text = tb.frames[-1]
-                tb.frames[-1] = (line_no, f"{text}\n{stripped}")
-                pending_code = False
+            frame = tb.frames[-1] if tb.frames else None
+            if frame is not None and frame.code is None and stripped and not set(stripped) <= {"^", "~", " "}:
+                frame.code_line, frame.code = start_line + offset, stripped
             continue
         match = _EXCEPTION.match(stripped)
         if match and (match.group(2) is not None or match.group(1)[:1].isupper()):

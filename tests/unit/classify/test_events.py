@@ -1,0 +1,31 @@
+"""Every events/classify-*.json (the ClassifyFunction's `sam local invoke` events) is diagnosed as it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from incident_responder.classify import classify
+from incident_responder.models import Category
+
+EVENTS_DIR = Path(__file__).resolve().parents[3] / "events"
+EVENTS = sorted(EVENTS_DIR.glob("classify-*.json"))
+
+
+def test_there_is_an_event_for_every_category() -> None:
+    expected = {json.loads(p.read_text(encoding="utf-8"))["expect"]["category"] for p in EVENTS}
+    assert expected >= {c.value for c in Category}
+
+
+@pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
+def test_event_is_classified_as_it_expects(path: Path, catalog) -> None:
+    event = json.loads(path.read_text(encoding="utf-8"))
+    assert set(event) <= {"log", "names", "expect"}, f"{path.name}: unexpected keys"
+    diagnosis = classify(event["log"], names=event.get("names"), catalog=catalog)
+    assert diagnosis.category.value == event["expect"]["category"], diagnosis
+    assert diagnosis.cause == event["expect"]["cause"], diagnosis
+    for key, value in event.get("names", {}).items():
+        if key in ("job_name", "execution_arn"):
+            assert any(value in command for command in diagnosis.commands), f"{key} not filled in"
