@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from incident_responder.demo.emulator import EMULATOR_CREDENTIALS
-from incident_responder.redact import RedactingFormatter
+from incident_responder.redact import RedactingFormatter, redact
 from incident_responder.sinks import (
     SinkConfigError, SlackWebhookSink, SnsParams, SnsSink, StdoutParams, StdoutSink, notify,
 )
@@ -140,6 +140,7 @@ def test_slack_secret_with_wrong_shape_says_what_to_store(aws_clients, value, co
     message = str(raised.value)
     assert complaint in message and name in message
     assert value not in message
+    assert redact(message) == message, "the advice must survive the responder's redacting logger"
 
 
 def test_missing_slack_secret_names_the_secret(aws_clients) -> None:

@@ -5,6 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from incident_responder.redact import redact
 from incident_responder.sinks import SINKS, Sink, SlackWebhookParams, SlackWebhookSink, SnsSink, StdoutSink, notify
 from incident_responder.sinks.slack import SinkConfigError
 from tests.support.slack_receiver import SlackReceiver
@@ -120,6 +121,7 @@ def test_bad_webhook_urls_are_rejected_without_echoing_them(url, complaint) -> N
         SlackWebhookParams(webhook_url=url)
     assert complaint in str(raised.value)
     assert url not in str(raised.value)
+    assert redact(str(raised.value)) == str(raised.value), "the advice must survive the redacting logger"
 
 
 @pytest.mark.parametrize(("params", "field"), [({"timeout_s": 0}, "timeout_s"), ({"max_retries": -1}, "max_retries"),
