@@ -33,6 +33,12 @@ def truncate(text: str, limit: int, *, marker: str = "… [truncated {n} chars]"
     return text[:limit]
 
 
+def outcome(incident: Incident) -> str:
+    """The event's status as one word for a headline: FAILED, TIMED OUT, ABORTED, STOPPED."""
+    status = incident.event.status.upper().replace("_", " ")
+    return status if status in ("TIMED OUT", "ABORTED", "STOPPED") else "FAILED"
+
+
 def what_failed(incident: Incident) -> str:
     event = incident.event
     if event.source == "sagemaker":

@@ -122,12 +122,13 @@ def render_slack(incident: Incident) -> dict[str, Any]:
     blocks: list[Block] = [
         HeaderBlock(
             text=PlainTextObject(
-                text=common.truncate(f"3DGS failed: {incident.event.subject_name}", HEADER_MAX, marker="…"),
+                text=common.truncate(f"3DGS {common.outcome(incident).lower()}: {incident.event.subject_name}",
+                                     HEADER_MAX, marker="…"),
                 emoji=False,
             )
         ),
         _section(
-            f":rotating_light: *{escape(common.what_failed(incident))}* failed\n"
+            f":rotating_light: *{escape(common.what_failed(incident))}* {common.outcome(incident).lower()}\n"
             f"*Verdict:* `{escape(verdict)}` (confidence *{confidence}*)\n"
             f"{escape(diagnosis.title)}"
         ),
@@ -163,7 +164,8 @@ def render_slack(incident: Incident) -> dict[str, Any]:
         MarkdownTextObject(text=common.truncate(" · ".join(context), SECTION_TEXT_MAX))
     ])]
 
-    fallback = f"3DGS: {common.what_failed(incident)} failed: {verdict} ({confidence}) {diagnosis.title}"
+    fallback = (f"3DGS: {common.what_failed(incident)} {common.outcome(incident).lower()}: {verdict} ({confidence})"
+                f" {diagnosis.title}")
     return _finish(blocks, escape(fallback))
 
 

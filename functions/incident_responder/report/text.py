@@ -48,7 +48,7 @@ def render_text(incident: Incident, *, color: bool = False) -> str:
     paint = _Painter(color)
     diagnosis = incident.diagnosis
     out: list[str] = [
-        paint("alert", f"FAILED {common.what_failed(incident)}")
+        paint("alert", f"{common.outcome(incident)} {common.what_failed(incident)}")
         + " -> "
         + paint("verdict", common.verdict(incident))
         + f" (confidence {common.confidence_pct(incident)})",

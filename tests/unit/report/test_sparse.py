@@ -25,6 +25,8 @@ def test_unknown_verdict_with_no_evidence_renders_everywhere(event_overrides) ->
                             title="No rule matched the evidence"),
     )
     text = render_text(incident)
+    headline = {"Failed": "FAILED SageMaker training job", "ABORTED": "ABORTED Step Functions execution run-7"}
+    assert text.startswith(headline[incident.event.status])
     assert "-> unknown/no_rule_matched (confidence 0%)" in text.splitlines()[0]
     assert "(no line decided this diagnosis)" in text and "  - logs: log stream not found" in text
     blocks = render_slack(incident)["blocks"]

@@ -18,15 +18,17 @@ SFN = "arn:aws:states:us-west-2:123456789012:execution:SpaceportMLPipeline:prod-
 
 
 @pytest.mark.parametrize(("event_overrides", "what"), [
-    ({}, f"SageMaker training job {JOB}"),
+    ({}, f"FAILED SageMaker training job {JOB}"),
     ({"source": "stepfunctions", "status": "FAILED", "execution_arn": SFN, "training_job_name": None},
-     "Step Functions execution prod-validation-9"),
+     "FAILED Step Functions execution prod-validation-9"),
     ({"source": "stepfunctions", "status": "TIMED_OUT", "execution_arn": SFN},
-     f"Step Functions execution prod-validation-9 (training job {JOB})"),
+     f"TIMED OUT Step Functions execution prod-validation-9 (training job {JOB})"),
+    ({"source": "stepfunctions", "status": "ABORTED", "execution_arn": SFN, "training_job_name": None},
+     "ABORTED Step Functions execution prod-validation-9"),
 ])
 def test_first_line_names_the_failed_thing_for_each_source(event_overrides, what) -> None:
     first = render_text(make_incident(event=make_event(**event_overrides))).splitlines()[0]
-    assert first.startswith(f"FAILED {what} -> entry_point/")
+    assert first.startswith(f"{what} -> entry_point/")
 
 
 def test_sections_read_in_order_evidence_remediation_commands_links_missing(incident) -> None:
