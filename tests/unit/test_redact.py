@@ -3,6 +3,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,12 @@ def test_key_block_split_over_log_events_is_redacted_line_by_line(sample_id: str
     if sample_id == "private_key_rsa":
         assert redacted[-1] == lines[-1]
 
+
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.mark.parametrize("event_file", sorted(EVENTS_DIR.glob("*.json")), ids=lambda p: p.name)
+def test_real_shape_aws_events_pass_unchanged(event_file: Path) -> None:
+    text = event_file.read_text()
+    assert redact(text) == text
