@@ -219,3 +219,47 @@ def test_image_is_pushed_with_the_commit_sha_and_latest():
     runs = "\n".join(str(s.get("run", "")) for _, s in _steps(_load(BUILD_WORKFLOW)))
     assert 'docker push "${image}:${GITHUB_SHA}"' in runs
     assert 'docker push "${image}:latest"' in runs
+
+
+DEPLOY_WORKFLOW = REPO / ".github" / "workflows" / "deploy-responder.yml"
+TEMPLATE = REPO / "template.yaml"
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads template.yaml's short-form intrinsics (!Ref, !Sub, ...) as plain values."""
+
+
+_CloudFormationLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+    else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else loader.construct_mapping(node)
+)
+
+
+def _template_parameters() -> dict[str, dict[str, Any]]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)["Parameters"]
+
+
+def _deploy_run() -> str:
+    runs = [str(s.get("run", "")) for _, s in _steps(_load(DEPLOY_WORKFLOW)) if "sam deploy" in str(s.get("run", ""))]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_deploy_overrides_only_parameters_the_template_declares():
+    overridden = set(re.findall(r"\b([A-Z][A-Za-z0-9]+)=\$\{", _deploy_run()))
+    assert overridden, "sam deploy passes no --parameter-overrides"
+    assert overridden <= set(_template_parameters()), overridden - set(_template_parameters())
+
+
+def test_deploy_passes_every_parameter_without_a_default():
+    required = {name for name, spec in _template_parameters().items() if "Default" not in spec}
+    overridden = set(re.findall(r"\b([A-Z][A-Za-z0-9]+)=\$\{", _deploy_run()))
+    assert required <= overridden, f"sam deploy never sets {sorted(required - overridden)}"
+
+
+def test_main_deploys_to_production_and_other_branches_to_staging():
+    workflow = _load(DEPLOY_WORKFLOW)
+    chooser = "${{ github.ref_name == 'main' && 'production' || 'staging' }}"
+    assert workflow["jobs"]["deploy"]["environment"] == chooser
+    assert workflow["env"]["DEPLOY_ENV"] == chooser
+    assert '--stack-name "threedgs-incident-responder-${DEPLOY_ENV}"' in _deploy_run()

@@ -79,6 +79,7 @@ class PlatformFacts:
     driver_version: str | None = None  # e.g. 535.183.01
     driver_cuda_version: tuple[int, int] | None = None  # newest CUDA the driver supports
     cuda_visible_devices: str | None = None
+    cuda_error: str | None = None  # asking torch about the GPU raised
     gsplat_version: str | None = None
     gsplat_import_error: str | None = None
     gsplat_compiled_archs: tuple[str, ...] | None = None
@@ -207,13 +208,16 @@ def probe_platform(env: dict[str, str] | None = None, run_kernels: bool = True) 
     facts["driver_version"] = _driver_version()
     if torch.version.cuda:
         facts["torch_arch_list"] = tuple(torch.cuda.get_arch_list())
-        facts["cuda_available"] = torch.cuda.is_available()
-        facts["device_count"] = torch.cuda.device_count() if facts["cuda_available"] else 0
-    if facts.get("device_count"):
-        props = torch.cuda.get_device_properties(0)
-        facts["device_name"] = props.name
-        facts["compute_capability"] = (props.major, props.minor)
-        facts["gpu_total_memory_bytes"] = int(props.total_memory)
+        try:
+            facts["cuda_available"] = torch.cuda.is_available()
+            facts["device_count"] = torch.cuda.device_count() if facts["cuda_available"] else 0
+            if facts["device_count"]:
+                props = torch.cuda.get_device_properties(0)
+                facts["device_name"] = props.name
+                facts["compute_capability"] = (props.major, props.minor)
+                facts["gpu_total_memory_bytes"] = int(props.total_memory)
+        except Exception as exc:  # a GPU that is present but broken (ECC, fallen off the bus)
+            facts.update(cuda_available=False, device_count=0, cuda_error=_error_text(exc))
     try:
         import gsplat
 
@@ -282,6 +286,8 @@ def check_gpu_visible(facts: PlatformFacts) -> str:
     if facts.cuda_available and facts.device_count > 0:
         return f"{facts.device_count} GPU(s), using {_describe_gpu(facts)}"
     reasons = []
+    if facts.cuda_error:
+        reasons.append(f"CUDA failed: {facts.cuda_error}")
     if facts.driver_cuda_version is None:
         reasons.append("no NVIDIA driver in the container (libcuda.so.1 not found)")
     if facts.cuda_visible_devices is not None:
