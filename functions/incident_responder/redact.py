@@ -27,7 +27,7 @@ def _marker(kind: str) -> str:
 # (kind, compiled pattern, replacement). Order matters: whole blocks and URLs first, so
 # that a later, narrower pattern never leaves half of a secret behind.
 # A line of a PEM key block: base64 key material or an encrypted key's headers.
-_KEY_BODY_LINE = r"(?:[A-Za-z0-9+/=]{16,}|(?:Proc-Type|DEK-Info|Comment): [^\r\n\\]*)"
+_KEY_BODY_LINE = r"(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info|Comment): [^\r\n\\]*)"
 _KEY_BODY = re.compile(r"^[ \t]*" + _KEY_BODY_LINE + r"[ \t]*$")
 
 _RULES: list[tuple[str, re.Pattern[str], str]] = [
@@ -121,12 +121,29 @@ _KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 
+# Literal fragments every match of a rule contains: most log lines hold none, and a cheap
+# search for them spares the full patterns (redaction runs on every line of every report).
+_TRIGGERS: dict[str, re.Pattern[str]] = {
+    "private_key": re.compile(r"PRIVATE KEY"),
+    "slack_webhook_url": re.compile(r"hooks\.slack"),
+    "slack_token": re.compile(r"xox|xapp-"),
+    "github_token": re.compile(r"gh[pousr]_|github_pat_"),
+    "aws_secret_access_key": re.compile(r"(?i:secret)"),
+    "aws_session_token": re.compile(r"(?i:token)|IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE"),
+    "aws_access_key_id": re.compile(r"AKIA|ASIA|ABIA|ACCA"),
+    "bearer_token": re.compile(r"(?i:authorization|bearer)"),
+    "url_password": re.compile(r"://"),
+}
+_ANY_TRIGGER = re.compile("|".join(f"(?:{t.pattern})" for t in _TRIGGERS.values()))
+
+
 def redact(text: str) -> str:
     """Replace every secret in ``text`` with ``[REDACTED:<kind>]``. Idempotent."""
-    if not text:
+    if not text or not _ANY_TRIGGER.search(text):
         return text
-    for _kind, pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
+    for kind, pattern, replacement in _RULES:
+        if _TRIGGERS[kind].search(text):
+            text = pattern.sub(replacement, text)
     if _marker("aws_access_key_id") in text:
         text = _ACCESS_KEY_LINE.sub(
             lambda line: _BARE_SECRET_KEY.sub(_marker("aws_secret_access_key"), line.group(0)), text

@@ -135,3 +135,13 @@ EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 def test_real_shape_aws_events_pass_unchanged(event_file: Path) -> None:
     text = event_file.read_text()
     assert redact(text) == text
+
+
+@pytest.mark.parametrize("as_lines", [True, False], ids=["log-events", "one-text"])
+def test_a_truncated_key_block_does_not_swallow_the_error_after_it(as_lines: bool) -> None:
+    body = ["MIIEowIBAAKCAQEA" + "x" * 48, "q" * 64, "Zm9v"]  # the last line of a cut key is short
+    error = "PermissionError: [Errno 13] Permission denied: '/opt/ml/model/renders'"
+    lines = ["-----BEGIN RSA PRIVATE KEY-----", *body, error]
+    out = redact_lines(lines) if as_lines else redact("\n".join(lines)).splitlines()
+    assert error in out
+    assert not any(part in "\n".join(out) for part in body)
