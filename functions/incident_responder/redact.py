@@ -39,7 +39,7 @@ _RULES: list[tuple[str, re.Pattern[str], str]] = [
         re.compile(
             r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
             r"(?:.*?-----END \1PRIVATE KEY\2-----"
-            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_BODY_LINE + r"(?=[ \t]*(?:\r?\n|\\+[nrt]|$)))*)",
+            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_BODY_LINE + r"(?=[ \t]*(?:\r?\n|\\|[\"'}\],]|$)))*)",
             re.DOTALL,
         ),
         _marker("private_key"),
