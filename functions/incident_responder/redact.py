@@ -29,6 +29,12 @@ def _marker(kind: str) -> str:
 # A line of a PEM key block: base64 key material or an encrypted key's headers.
 _KEY_BODY_LINE = r"(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info|Comment): [^\r\n\\]*)"
 _KEY_BODY = re.compile(r"^[ \t]*" + _KEY_BODY_LINE + r"[ \t]*$")
+# Within running text a key line must end where a line ends, or be long enough to be key
+# material: "PermissionError:" or "Traceback (most..." after a cut-off key are not.
+_KEY_IN_TEXT = (
+    r"(?:[A-Za-z0-9+/=]{16,}(?![A-Za-z0-9+/=:])"
+    r"|" + _KEY_BODY_LINE + r"(?=[ \t]*(?:\r?\n|\\|[\"'}\],]|$)))"
+)
 
 _RULES: list[tuple[str, re.Pattern[str], str]] = [
     (
@@ -39,7 +45,7 @@ _RULES: list[tuple[str, re.Pattern[str], str]] = [
         re.compile(
             r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
             r"(?:.*?-----END \1PRIVATE KEY\2-----"
-            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_BODY_LINE + r"(?=[ \t]*(?:\r?\n|\\|[\"'}\],]|$)))*)",
+            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_IN_TEXT + r")*)",
             re.DOTALL,
         ),
         _marker("private_key"),
