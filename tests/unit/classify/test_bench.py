@@ -1,0 +1,69 @@
+"""bench/classifier_eval.py: the figures it prints, its JSON, and its errors on a bad corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import classifier_eval
+
+CASES = [
+    {"label": "cuda_gpu", "log": "RuntimeError: CUDA error: no kernel image is available for execution on the device"},
+    {"label": "python_dependencies", "log": "ModuleNotFoundError: No module named 'gsplat'"},
+    {"label": "unknown", "log": "TypeError: unsupported operand type(s) for -: 'float' and 'NoneType'"},
+    {"label": "unknown", "log": "PermissionError: [Errno 13] Permission denied: '/runtime'"},  # a wrong claim
+    {"label": "some_new_category", "log": "everything exploded"},  # scored as unknown
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in CASES) + "\n", encoding="utf-8")
+    return path
+
+
+def test_evaluation_figures(corpus: Path, catalog) -> None:
+    evaluation = classifier_eval.evaluate(classifier_eval.read_corpus(corpus), catalog)
+    assert (evaluation.total, evaluation.correct) == (5, 4)
+    assert evaluation.unknown_cases == 3 and evaluation.unknown_wrong_claims == 1
+    assert evaluation.confusion["unknown"]["file_permissions_paths"] == 1
+    assert evaluation.per_label["cuda_gpu"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1,
+                                                "predicted": 1}
+
+
+def test_cli_prints_tables_and_targets(corpus: Path, capsys) -> None:
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0.2"]) == 0
+    out = capsys.readouterr().out
+    for fragment in ("accuracy: 0.800", "confusion (rows: label", "wrong claims on unknown cases: 1/3",
+                     "throughput:", "MISS accuracy", "MET  one_mb_ms"):
+        assert fragment in out, out
+
+
+def test_cli_json(corpus: Path, capsys) -> None:
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["accuracy"] == 0.8 and figures["targets_met"]["accuracy"] is False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"label": "cuda_gpu"}\n', "needs string fields `label` and `log`"),
+        ("not json\n", "not JSON"),
+        ("\n", "no cases"),
+    ],
+)
+def test_bad_corpus_is_reported(tmp_path: Path, content: str, message: str, capsys) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        classifier_eval.main(["--corpus", str(path), "--synthetic-mb", "0"])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_synthetic_log_ends_with_the_failure() -> None:
+    log = classifier_eval.synthetic_log(200_000)
+    assert len(log) >= 200_000 and log.rstrip().endswith("1.06 GiB is free.")
