@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,9 +29,6 @@ from .slack_receiver import SlackReceiver
 
 REGION = "us-west-2"
 REPOSITORY = "spaceport/3dgs"
-TABLE = "incident-responder-demo"
-TOPIC = "incident-responder-demo"
-SLACK_SECRET = "incident-responder/slack-webhook"
 # Secret-shaped values for the secrets-in-logs scenario, built here so the repo holds no scanner-bait.
 _DEMO_SECRETS = {
     "__DEMO_KEY_ID__": "DEMO" + "Q" * 12,
@@ -53,10 +51,13 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
     started = time.perf_counter()
     with start_emulator() as emulator, SlackReceiver() as slack:
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
-        create_incident_table(clients, TABLE)
-        topic_arn, queue_url = create_topic_with_inbox(clients, TOPIC)
-        clients.secretsmanager.create_secret(Name=SLACK_SECRET, SecretString=json.dumps({"webhook_url": slack.url}))
-        job_name = f"3dgs-demo-{scenario.name}-{int(time.time())}"[:63]
+        # moto keeps its state per process: names are unique so that runs never collide.
+        run = uuid.uuid4().hex[:8]
+        table, secret = f"incident-responder-demo-{run}", f"incident-responder/slack-webhook-{run}"
+        create_incident_table(clients, table)
+        topic_arn, queue_url = create_topic_with_inbox(clients, f"incident-responder-demo-{run}")
+        clients.secretsmanager.create_secret(Name=secret, SecretString=json.dumps({"webhook_url": slack.url}))
+        job_name = f"3dgs-demo-{scenario.name}"[:54] + f"-{run}"
         image_uri = push_images(clients, REPOSITORY, ["v41-known-good", scenario.image_tag])[-1]
         create_training_job(clients, job_name, image_uri=image_uri, hyperparameters=scenario.hyperparameters)
         if scenario.failure_reason:
@@ -67,9 +68,9 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
         settings = ResponderSettings(
             region=REGION,
             endpoint_url=emulator.url,
-            incident_table=TABLE,
+            incident_table=table,
             sns_topic_arn=topic_arn,
-            slack_webhook_secret_arn=SLACK_SECRET,
+            slack_webhook_secret_arn=secret,
             log_wait_seconds=log_wait_seconds if scenario.log is None else 0,
         )
         clients.counter.reset()
@@ -119,8 +120,6 @@ def print_result(result: DemoResult, files: dict[str, Path], stream: TextIO, *, 
 
 def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None = None) -> dict[str, Any]:
     """The "SageMaker Training Job State Change" event EventBridge sends for this job."""
-    import uuid
-
     detail = _epoch_ms_strings({k: v for k, v in job.items() if k != "ResponseMetadata"})
     return {
         "version": "0",

@@ -1,0 +1,37 @@
+"""The ClassifyFunction handler with every events/classify-*.json, as `sam local invoke` runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from incident_responder.handlers.classify import handler
+from incident_responder.models import GUIDE_CATEGORIES
+from tests.support.events import event_files
+
+CLASSIFY_EVENTS = event_files("classify-*.json")
+
+
+def test_there_is_a_classify_event_for_every_guide_category():
+    covered = {json.loads(p.read_text())["expect"]["category"] for p in CLASSIFY_EVENTS}
+    assert set(GUIDE_CATEGORIES) | {"unknown"} <= covered
+
+
+@pytest.mark.parametrize("path", CLASSIFY_EVENTS, ids=lambda p: p.stem)
+def test_classify_event_gives_its_expected_diagnosis(path):
+    event = json.loads(path.read_text())
+    result = handler(event, None)
+    assert (result["category"], result["cause"]) == (event["expect"]["category"], event["expect"]["cause"])
+    assert set(result) >= {"source", "category", "cause", "confidence", "evidence", "remediation", "commands"}
+    for name in event.get("names", {}):
+        assert not any(f"<{name}>" in command for command in result["commands"]), f"{name} left unfilled"
+
+
+@pytest.mark.parametrize(
+    "event, complaint",
+    [({}, "'log'"), ({"log": 42}, "'log'"), ({"log": "x", "names": ["job"]}, "'names'"), ([], "'log'")],
+)
+def test_a_bad_classify_event_gets_a_clear_error(event, complaint):
+    result = handler(event, None)
+    assert complaint in result["error"]

@@ -1,0 +1,39 @@
+"""Every demo scenario, end to end through the emulator, reaches its expected diagnosis."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from incident_responder.cli import main
+from incident_responder.demo.run import run_demo
+from incident_responder.demo.scenarios import DEFAULT_SCENARIO, load_scenarios
+
+
+@pytest.mark.parametrize("scenario", load_scenarios().values(), ids=lambda s: s.name)
+def test_scenario_is_diagnosed_and_reported_through_both_sinks(scenario):
+    result = run_demo(scenario, log_wait_seconds=0)
+    outcome = result.outcome
+    assert (outcome.category, outcome.cause) == (scenario.expect.category.value, scenario.expect.cause)
+    assert [n.sink for n in outcome.notifications if n.ok] == ["slack", "sns"]
+    assert result.slack_payloads and result.slack_payloads[-1]["blocks"]
+    (sns,) = result.sns_messages
+    assert sns["MessageAttributes"]["category"]["Value"] == scenario.expect.category.value
+    if scenario.log is None:
+        assert any(m.source == "logs" for m in outcome.incident.evidence.missing)
+
+
+def test_the_readme_main_job_prints_the_report_and_writes_the_payloads(tmp_path):
+    out = io.StringIO()
+    code = main(["demo", "--out", str(tmp_path), "--no-color"], stdout=out)
+    text = out.getvalue()
+    assert code == 0
+    assert "entry_point/train_argument_replaces_cmd" in text
+    written = tmp_path / DEFAULT_SCENARIO
+    slack = json.loads((written / "slack-payload.json").read_text())
+    sns = json.loads((written / "sns-message.json").read_text())
+    assert any("train" in json.dumps(block) for block in slack["blocks"])
+    assert sns["Subject"].startswith("[3DGS]") or "entry_point" in sns["Subject"]
+    assert str(written) in text
