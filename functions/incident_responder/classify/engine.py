@@ -33,6 +33,7 @@ NOISE_CONFIDENCE_FACTOR = 0.8
 COMPETITOR_MARGIN = 10
 COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
+_MEMO_LINES = 10_000
 _ERRORISH = re.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", re.IGNORECASE)
 
 
@@ -115,18 +116,28 @@ def _candidates(doc: _Document, catalog: Catalog) -> tuple[list[tuple[int, int, 
     lines: list[tuple[int, int, int, set[int]]] = []
     tracebacks: list[tuple[int, int]] = []
     line_no, last, line_end = 1, 0, -1
+    seen: dict[bytes, tuple[set[int], bool]] = {}  # a repeated line is searched once
     for _, pos, _ in automaton.find_matches_as_indexes(doc.lower, overlapping=False):
         if pos < line_end:
             continue  # this line is already a candidate
         start, line_end = doc.line_bounds(pos)
         line_no += doc.data.count(b"\n", last, start)
         last = start
-        rules: set[int] = set()
-        for index, _, _ in automaton.find_matches_as_indexes(doc.lower[start:line_end], overlapping=True):
-            keyword = keywords[index]
-            if keyword == TRACEBACK_KEY:
-                tracebacks.append((start, line_no))
-            rules.update(catalog.line_rules.get(keyword, ()))
+        line = doc.lower[start:line_end]
+        known = seen.get(line)
+        if known is None:
+            rules: set[int] = set()
+            has_traceback = False
+            for index, _, _ in automaton.find_matches_as_indexes(line, overlapping=True):
+                keyword = keywords[index]
+                has_traceback = has_traceback or keyword == TRACEBACK_KEY
+                rules.update(catalog.line_rules.get(keyword, ()))
+            known = (rules, has_traceback)
+            if len(seen) < _MEMO_LINES:
+                seen[line] = known
+        rules, has_traceback = known
+        if has_traceback:
+            tracebacks.append((start, line_no))
         if rules:
             lines.append((line_no, start, line_end, rules))
     return lines, tracebacks
@@ -143,23 +154,48 @@ def _nearby_ok(rule: CompiledRule, doc: _Document, start: int, end: int) -> bool
 
 def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
     hits: list[Hit] = []
+    # A rule's earliest real hits decide for it; once it has enough for the evidence, later
+    # lines cannot change the outcome. With the per-text memo below, this bounds the work on
+    # a log that repeats one error a million times.
+    real_hits: dict[int, int] = {}
+    memo: dict[str, tuple[bool, list[tuple[int, dict[str, str | None]]]]] = {}
     for line_no, start, end, rule_indexes in candidates:
+        pending = [i for i in sorted(rule_indexes) if real_hits.get(i, 0) < MAX_EVIDENCE]
+        if not pending:
+            continue
         raw = doc.line_text(start, end)
-        masked = mask(raw[:MAX_MATCH_CHARS])
-        noise: bool | None = None
-        for index in sorted(rule_indexes):
+        known = memo.get(raw)
+        if known is None:
+            known = _match_line(raw, pending, catalog)
+            if len(memo) < _MEMO_LINES:
+                memo[raw] = known
+        noise, matched = known
+        for index, groups in matched:
+            if index not in pending:
+                continue
             rule = catalog.rules[index]
-            if noise is None:
-                noise = is_noise(raw[:MAX_MATCH_CHARS])
-            if noise and not rule.spec.match_noise:
-                continue
-            match = next((m for m in (p.search(masked) for p in rule.patterns) if m), None)
-            if match is None or any(p.search(masked) for p in rule.exclude):
-                continue
             if not _nearby_ok(rule, doc, start, end):
                 continue
-            hits.append(Hit(rule, line_no, raw, bool(noise), match.groupdict()))
+            hits.append(Hit(rule, line_no, raw, noise, groups))
+            if not noise:
+                real_hits[index] = real_hits.get(index, 0) + 1
     return hits
+
+
+def _match_line(raw: str, rule_indexes: list[int], catalog: Catalog) -> tuple[bool, list[tuple[int, dict]]]:
+    """Which of the rules match this line on its own (nearby conditions are checked per occurrence)."""
+    masked = mask(raw[:MAX_MATCH_CHARS])
+    noise = is_noise(raw[:MAX_MATCH_CHARS])
+    matched = []
+    for index in rule_indexes:
+        rule = catalog.rules[index]
+        if noise and not rule.spec.match_noise:
+            continue
+        match = next((m for m in (p.search(masked) for p in rule.patterns) if m), None)
+        if match is None or any(p.search(masked) for p in rule.exclude):
+            continue
+        matched.append((index, match.groupdict()))
+    return noise, matched
 
 
 def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:

@@ -24,3 +24,11 @@ def test_non_ascii_text_keeps_line_numbers(catalog) -> None:
     text = "İstanbul ✨ Synthesis ✓\n❌ Deployment failed\nModuleNotFoundError: No module named 'gsplat'"
     diagnosis = classify(text, catalog=catalog)
     assert diagnosis.evidence[0].line == 3
+
+
+def test_a_log_repeating_one_error_keeps_the_earliest_lines_as_evidence(catalog) -> None:
+    lines = ["PermissionError: [Errno 13] Permission denied: '/runtime'"] * 50_000
+    lines.insert(20_000, "step 20000 loss=0.02")
+    diagnosis = classify("\n".join(lines), catalog=catalog)
+    assert diagnosis.cause == "permission_denied"
+    assert [e.line for e in diagnosis.evidence] == [1, 2, 3, 4, 5]
