@@ -14,7 +14,7 @@ $(VENV)/.demo-installed: pyproject.toml functions/requirements.txt | $(PY)
 	$(PY) -m pip install -q -e '.[demo]'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml requirements-dev.txt training/requirements.txt | $(PY)
+$(VENV)/.dev-installed: pyproject.toml requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.demo-installed
 
