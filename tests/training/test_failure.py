@@ -235,3 +235,17 @@ def test_write_failure_file_reports_an_unwritable_path_on_stderr(tmp_path, capsy
     line = write_failure_file(blocker / "failure", TrainingFailure(DISK_FULL, "0.1 GiB free"))
     assert line.startswith("[sagemaker_environment/disk_full]")
     assert f"could not write the failure file {blocker / 'failure'}" in capsys.readouterr().err
+
+
+README = Path(__file__).resolve().parents[2] / "training" / "README.md"
+
+
+@pytest.mark.parametrize("code", CODES, ids=lambda c: c.key)
+def test_readme_lists_every_code_with_its_exit_code(code):
+    # The on-call reader's table must not drift from the registry.
+    assert f"| {code.exit_code} | `{code.tag}` |" in README.read_text()
+
+
+def test_readme_lists_no_code_the_registry_lacks():
+    listed = set(re.findall(r"^\| \d+ \| `\[([a-z_]+/[a-z0-9_]+)\]` \|", README.read_text(), re.MULTILINE))
+    assert listed == set(FAILURE_CODES)
