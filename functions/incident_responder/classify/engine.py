@@ -323,6 +323,7 @@ def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, 
     rule = best.rule
     category, cause, title = rule.category, rule.cause, rule.spec.title
     confidence = rule.spec.confidence
+    message = ""
     if rule.spec.from_groups:
         named = (best.groups.get("category") or "").strip()
         cause = (best.groups.get("cause") or cause).strip()
@@ -342,6 +343,8 @@ def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, 
         if rivals:
             confidence *= COMPETITOR_CONFIDENCE_FACTOR
     info = catalog.categories.get(category) or catalog.categories[Category.unknown]
+    # The training image writes "<problem>: <remedy>" for the person on call: show it first.
+    reported = [f"The training image reports: {message}"] if rule.spec.from_groups and len(message) >= 3 else []
     lines: dict[int, str] = {best.line: best.text}
     for line, text in best.support:
         lines.setdefault(line, text)
@@ -358,7 +361,7 @@ def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, 
         title=title,
         rule_id=rule.id,
         evidence=evidence,
-        remediation=_merge(rule.spec.remediation, info.remediation),
+        remediation=_merge(reported, rule.spec.remediation, info.remediation),
         commands=[_fill(c, names) for c in _merge(rule.spec.commands, info.commands)],
     )
 

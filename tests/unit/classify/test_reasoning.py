@@ -31,6 +31,8 @@ def test_reasoning_case(case: dict, catalog) -> None:
     assert diagnosis.confidence >= case.get("min_confidence", 0.0)
     assert diagnosis.confidence <= case.get("max_confidence", 1.0)
     assert diagnosis.remediation, "every diagnosis carries the guide's fix steps"
+    if "remediation_first" in case:
+        assert diagnosis.remediation[0] == case["remediation_first"]
 
 
 def test_unknown_when_no_rule_fits_has_zero_confidence(catalog) -> None:
