@@ -6,7 +6,7 @@ The core never creates clients; handlers and the CLI do, here, and pass them in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb")
 
@@ -28,16 +28,23 @@ class CallCounter:
         return len(self.calls)
 
 
-@dataclass
 class AwsClients:
-    sagemaker: Any
-    logs: Any
-    stepfunctions: Any
-    ecr: Any
-    sns: Any
-    secretsmanager: Any
-    dynamodb: Any
-    counter: CallCounter
+    """One client per service, created on first use: a SageMaker failure never pays for the
+    Step Functions client, and the large service models load only when needed."""
+
+    def __init__(self, factory: Callable[[str], Any], counter: CallCounter) -> None:
+        self._factory = factory
+        self._clients: dict[str, Any] = {}
+        self.counter = counter
+
+    def __getattr__(self, service: str) -> Any:
+        if service not in SERVICES:
+            raise AttributeError(service)
+        if service not in self._clients:
+            client = self._factory(service)
+            client.meta.events.register("before-call", self.counter)
+            self._clients[service] = client
+        return self._clients[service]
 
 
 def make_clients(
@@ -58,15 +65,13 @@ def make_clients(
     adaptive = Config(
         retries={"mode": "adaptive", "max_attempts": 6}, connect_timeout=3, read_timeout=15
     )
-    counter = CallCounter()
-    clients: dict[str, Any] = {}
-    for service in SERVICES:
-        client = session.client(
+
+    def create(service: str) -> Any:
+        return session.client(
             service,
             region_name=region or session.region_name,
             endpoint_url=endpoint_url,
             config=adaptive if service == "logs" else standard,
         )
-        client.meta.events.register("before-call", counter)
-        clients[service] = client
-    return AwsClients(counter=counter, **clients)
+
+    return AwsClients(create, CallCounter())
