@@ -169,6 +169,7 @@ def test_gsplat_is_built_at_image_build_time_with_the_arch_list(instructions):
     assert len(builds) == 1, "gsplat 1.5.3 installed exactly once"
     index, build = builds[0]
     assert "--no-build-isolation" in build.args, "else pip builds gsplat against another torch"
+    assert "--no-deps" in build.args, "its unpinned torch requirement must not replace the base image's"
     assert index > env_index, "the arch list must be in the environment when gsplat compiles"
 
 
@@ -195,6 +196,12 @@ def test_requirements_are_pinned():
     assert lines, "training/requirements.txt is empty"
     for line in lines:
         assert re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[A-Za-z0-9_.+\-]+", line), f"not pinned: {line!r}"
+
+
+def test_requirements_pin_gsplats_own_runtime_requirements():
+    # gsplat is installed with --no-deps: what it imports at run time must be listed here.
+    names = {re.split(r"[=<>\[]", line)[0].lower() for line in _requirement_lines()}
+    assert {"ninja", "numpy", "jaxtyping", "rich", "packaging", "typing_extensions"} <= names
 
 
 def test_requirements_leave_torch_and_gsplat_to_the_dockerfile():
