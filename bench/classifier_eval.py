@@ -32,6 +32,8 @@ from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
 
 LABELS: tuple[str, ...] = (*GUIDE_CATEGORIES, "unknown")
 HIGH_CONFIDENCE = 0.8
+CONFIDENCE_BANDS = (("0 (unknown)", 0.0, 0.0001), ("(0, 0.5)", 0.0001, 0.5), ("[0.5, 0.8)", 0.5, 0.8),
+                    ("[0.8, 1]", 0.8, 1.0001))
 
 TARGETS = {
     "accuracy": (">=", 0.95),
@@ -59,6 +61,7 @@ class Evaluation:
     high_confidence: int
     high_confidence_correct: int
     mistakes: list[dict[str, object]] = field(default_factory=list)
+    calibration: dict[str, list[int]] = field(default_factory=dict)  # band -> [answers, right]
 
     @property
     def accuracy(self) -> float:
@@ -116,6 +119,7 @@ def evaluate(rows: list[dict], catalog=None) -> Evaluation:
     confusion = {g: {p: 0 for p in LABELS} for g in LABELS}
     correct = unknown_cases = unknown_wrong = high = high_ok = 0
     mistakes = []
+    calibration = {band: [0, 0] for band, _, _ in CONFIDENCE_BANDS}
     for row in rows:
         gold = row["label"] if row["label"] in LABELS else "unknown"
         diagnosis = classify(row["log"], catalog=catalog)
@@ -128,6 +132,10 @@ def evaluate(rows: list[dict], catalog=None) -> Evaluation:
         if diagnosis.confidence >= HIGH_CONFIDENCE:
             high += 1
             high_ok += predicted == gold
+        for band, low, high_end in CONFIDENCE_BANDS:
+            if low <= diagnosis.confidence < high_end:
+                calibration[band][0] += 1
+                calibration[band][1] += predicted == gold
         if predicted != gold:
             mistakes.append({"id": row.get("id"), "label": gold, "predicted": predicted,
                              "cause": diagnosis.cause, "rule": diagnosis.rule_id, "confidence": diagnosis.confidence})
@@ -141,7 +149,8 @@ def evaluate(rows: list[dict], catalog=None) -> Evaluation:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support,
                             "predicted": predicted}
-    return Evaluation(len(rows), correct, per_label, confusion, unknown_cases, unknown_wrong, high, high_ok, mistakes)
+    return Evaluation(len(rows), correct, per_label, confusion, unknown_cases, unknown_wrong, high, high_ok, mistakes,
+                      calibration)
 
 
 # ------------------------------------------------------------------ throughput
@@ -238,6 +247,9 @@ def render(evaluation: Evaluation, speed: dict[str, float] | None) -> str:
             f"{'':<24}" + "".join(f"{short[p]:>8}" for p in LABELS)]
     for gold in LABELS:
         out.append(f"{gold:<24}" + "".join(f"{evaluation.confusion[gold][p]:>8d}" for p in LABELS))
+    out += ["", "calibration (confidence band: answers, right):"]
+    out += [f"  {band:<12} {n:>4} {right:>4}" + (f"  ({right / n:.2f})" if n else "")
+            for band, (n, right) in evaluation.calibration.items()]
     if evaluation.mistakes:
         out += ["", "mistakes:"]
         out += [f"  {m['id']}: {m['label']} -> {m['predicted']} ({m['rule']}, {m['confidence']})"
@@ -274,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         if speed:
             figures.update(speed)
         figures.update({"per_category": evaluation.per_label, "confusion": evaluation.confusion,
+                        "calibration": evaluation.calibration,
                         "mistakes": evaluation.mistakes,
                         "targets_met": {k: _met(k, v) for k, v in figures.items() if k in TARGETS}})
         print(json.dumps(figures, indent=2))

@@ -30,6 +30,7 @@ def test_evaluation_figures(corpus: Path, catalog) -> None:
     assert (evaluation.total, evaluation.correct) == (5, 4)
     assert evaluation.unknown_cases == 3 and evaluation.unknown_wrong_claims == 1
     assert evaluation.confusion["unknown"]["file_permissions_paths"] == 1
+    assert evaluation.calibration["0 (unknown)"] == [2, 2] and evaluation.calibration["[0.8, 1]"] == [3, 2]
     assert evaluation.per_label["cuda_gpu"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1,
                                                 "predicted": 1}
 
@@ -38,7 +39,7 @@ def test_cli_prints_tables_and_targets(corpus: Path, capsys) -> None:
     assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0.2"]) == 0
     out = capsys.readouterr().out
     for fragment in ("accuracy: 0.800", "confusion (rows: label", "wrong claims on unknown cases: 1/3",
-                     "throughput:", "MISS accuracy", "MET  one_mb_ms"):
+                     "throughput:", "MISS accuracy", "MET  one_mb_ms", "calibration (confidence band"):
         assert fragment in out, out
 
 
