@@ -32,7 +32,8 @@ GUIDE_CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category if c is not 
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Schemas are built on first use, not at import: a cold start pays only for what it uses.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # ---------------------------------------------------------------- intake
