@@ -20,8 +20,9 @@ import pytest
 import torch
 
 from splat_trainer import main as job
-from splat_trainer.colmap import Points3D, read_model, write_model_binary
+from splat_trainer.colmap import Camera, Points3D, read_model, write_model_binary
 from splat_trainer.failure import (
+    COLMAP_CAMERA_UNSUPPORTED,
     COLMAP_MODEL_EMPTY,
     COLMAP_MODEL_MISSING,
     COLMAP_MODEL_UNREADABLE,
@@ -31,6 +32,7 @@ from splat_trainer.failure import (
     GPU_NOT_VISIBLE,
     GSPLAT_KERNELS_UNAVAILABLE,
     IMAGE_MISSING,
+    IMAGE_UNREADABLE,
     IMPORT_FAILED,
     INPUT_CHANNEL_MISSING,
     NO_KERNEL_IMAGE,
@@ -108,6 +110,24 @@ def drop_all_points(root: Path) -> None:
     write_model_binary(sparse, model.cameras, model.images, no_points)
 
 
+def use_a_fisheye_camera(root: Path) -> None:
+    sparse = _channel(root) / "sparse" / "0"
+    model = read_model(sparse)
+    fisheye = {cid: Camera(cid, "OPENCV_FISHEYE", cam.width, cam.height, np.array([*cam.params, 0.01, 0.0, 0.0, 0.0]))
+               for cid, cam in model.cameras.items()}
+    write_model_binary(sparse, fisheye, model.images, model.points3D)
+
+
+def cut_one_image_short(root: Path) -> None:
+    # What an interrupted S3 download leaves: the first bytes, not a whole PNG header.
+    image = _channel(root) / "images" / "view_0002.png"
+    image.write_bytes(image.read_bytes()[:10])
+
+
+def empty_one_image(root: Path) -> None:
+    (_channel(root) / "images" / "view_0004.png").write_bytes(b"")
+
+
 def delete_one_image(root: Path) -> None:
     (_channel(root) / "images" / "view_0003.png").unlink()
 
@@ -177,6 +197,12 @@ FAILURE_CASES = [
     FailureCase("no_colmap_model", COLMAP_MODEL_MISSING, ("no COLMAP model",), damage=remove_sparse_model),
     FailureCase("truncated_model", COLMAP_MODEL_UNREADABLE, ("images.bin",), damage=truncate_images_bin),
     FailureCase("model_without_points", COLMAP_MODEL_EMPTY, ("0 3D points",), damage=drop_all_points),
+    FailureCase("fisheye_camera", COLMAP_CAMERA_UNSUPPORTED, ("camera model(s) OPENCV_FISHEYE", "image_undistorter"),
+                damage=use_a_fisheye_camera),
+    FailureCase("image_cut_short", IMAGE_UNREADABLE, ("1 of 6 images", "view_0002.png (UnidentifiedImageError)"),
+                damage=cut_one_image_short),
+    FailureCase("image_empty", IMAGE_UNREADABLE, ("view_0004.png (UnidentifiedImageError)",),
+                damage=empty_one_image),
     FailureCase("image_deleted", IMAGE_MISSING, ("1 of 6 images", "view_0003.png"), damage=delete_one_image),
     FailureCase("images_folder_missing", IMAGE_MISSING, ("no images/ folder",), damage=remove_images_folder),
     FailureCase("model_folder_blocked", OUTPUT_NOT_WRITABLE, ("/model is not writable",), damage=block_model_folder),
@@ -236,7 +262,8 @@ def test_preflight_failure_ends_the_job_with_its_code_and_failure_file(case, tmp
 def test_every_preflight_failure_code_has_a_case():
     preflight_codes = {
         IMPORT_FAILED, TORCH_WITHOUT_CUDA, DRIVER_TOO_OLD, GPU_NOT_VISIBLE, NO_KERNEL_IMAGE, GSPLAT_KERNELS_UNAVAILABLE,
-        INPUT_CHANNEL_MISSING, COLMAP_MODEL_MISSING, COLMAP_MODEL_UNREADABLE, COLMAP_MODEL_EMPTY, IMAGE_MISSING,
+        INPUT_CHANNEL_MISSING, COLMAP_MODEL_MISSING, COLMAP_MODEL_UNREADABLE, COLMAP_MODEL_EMPTY,
+        COLMAP_CAMERA_UNSUPPORTED, IMAGE_MISSING, IMAGE_UNREADABLE,
         OUTPUT_NOT_WRITABLE, DISK_FULL, GPU_MEMORY_BUDGET_EXCEEDED,
     }
     assert {case.code for case in FAILURE_CASES} == preflight_codes

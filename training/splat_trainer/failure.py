@@ -166,6 +166,14 @@ OUTPUT_NOT_WRITABLE = _register(
     "file_permissions_paths", "output_not_writable", 44,
     "let the container's user write to /opt/ml (do not mount it read-only; run as root or chown it in the image)",
 )
+IMAGE_UNREADABLE = _register(
+    "file_permissions_paths", "image_unreadable", 46,
+    "re-upload the image files intact (JPEG or PNG); a partial S3 sync leaves truncated or empty files",
+)
+COLMAP_CAMERA_UNSUPPORTED = _register(
+    "file_permissions_paths", "colmap_camera_unsupported", 47,
+    "run `colmap image_undistorter` on the SfM output and upload its result (PINHOLE cameras)",
+)
 PERMISSION_DENIED = _register(
     "file_permissions_paths", "permission_denied", 45,
     "make the path readable/writable for the container's user",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from splat_trainer.failure import (
+    COLMAP_CAMERA_UNSUPPORTED,
     COLMAP_MODEL_EMPTY,
     COLMAP_MODEL_MISSING,
     COLMAP_MODEL_UNREADABLE,
@@ -36,6 +37,7 @@ from splat_trainer.failure import (
     GPU_NOT_VISIBLE,
     GSPLAT_KERNELS_UNAVAILABLE,
     IMAGE_MISSING,
+    IMAGE_UNREADABLE,
     IMPORT_FAILED,
     INPUT_CHANNEL_MISSING,
     NO_KERNEL_IMAGE,
@@ -379,6 +381,15 @@ def check_colmap_model(channel_dir: Path) -> ColmapModel:
             f"COLMAP model in {sparse_dir} has {len(model.cameras)} cameras, {len(model.images)} registered images "
             f"and {len(model.points3D)} 3D points; training needs at least one of each",
         )
+    from splat_trainer.dataset import UNSUPPORTED_DISTORTION
+
+    unsupported = sorted({c.model for c in model.cameras.values() if c.model in UNSUPPORTED_DISTORTION})
+    if unsupported:
+        raise TrainingFailure(
+            COLMAP_CAMERA_UNSUPPORTED,
+            f"COLMAP model in {sparse_dir} uses camera model(s) {', '.join(unsupported)}, which the trainer "
+            "does not undistort",
+        )
     return model
 
 
@@ -396,7 +407,30 @@ def check_images_present(model: ColmapModel, channel_dir: Path, data_factor: int
             IMAGE_MISSING,
             f"{len(missing)} of {len(model.images)} images referenced by the COLMAP model are not in {images_dir}: {shown}",
         )
-    return f"all {len(model.images)} images present in {images_dir}"
+    unreadable = _undecodable_images(images_dir, sorted(img.name for img in model.images.values()))
+    if unreadable:
+        shown = "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
+        raise TrainingFailure(
+            IMAGE_UNREADABLE, f"{len(unreadable)} of {len(model.images)} images in {images_dir} are not readable images: {shown}"
+        )
+    return f"all {len(model.images)} images present and readable in {images_dir}"
+
+
+def _undecodable_images(images_dir: Path, names: list[str]) -> list[str]:
+    """Images whose header does not decode (empty, truncated before the header, not an image).
+    Only headers are read: milliseconds per image, whatever its size."""
+    from PIL import Image, UnidentifiedImageError
+
+    bad = []
+    for name in names:
+        try:
+            with Image.open(images_dir / name) as image:
+                width, height = image.size
+            if width == 0 or height == 0:
+                bad.append(f"{name} (0 pixels)")
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            bad.append(f"{name} ({type(exc).__name__})")
+    return bad
 
 
 def check_outputs_writable(paths: SageMakerPaths) -> str:
