@@ -35,6 +35,7 @@ from splat_trainer.failure import (
     IMAGE_UNREADABLE,
     IMPORT_FAILED,
     INPUT_CHANNEL_MISSING,
+    INVALID_HYPERPARAMETER,
     NO_KERNEL_IMAGE,
     OUTPUT_NOT_WRITABLE,
     TORCH_WITHOUT_CUDA,
@@ -380,3 +381,12 @@ def test_real_probe_reports_this_machine():
     assert (facts.device_count > 0) == facts.cuda_available
     assert (facts.compute_capability is None) == (facts.device_count == 0)
     json.dumps(facts.to_json())  # --preflight-only prints it
+
+
+def test_preflight_only_reports_a_bad_hyperparameter_as_json_too(tmp_path, tiny_scene, capsys):
+    root = make_job_root(tmp_path, tiny_scene, {"max_steps": "0"})
+    exit_code = job.run(["--preflight-only"], env={"SM_ROOT": str(root)}, probe=lambda env: T4)
+    printed = json.loads(capsys.readouterr().out)
+    assert exit_code == printed["exit_code"] == INVALID_HYPERPARAMETER.exit_code
+    assert printed["verdict"].startswith("[sagemaker_environment/invalid_hyperparameter] hyperparameter max_steps='0'")
+    assert not SageMakerPaths(root).failure_file.exists()

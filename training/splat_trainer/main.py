@@ -129,8 +129,10 @@ def run(
     machine-facing parts, replaceable by data in CPU tests (a GPU that is not there)."""
     env = os.environ if env is None else env
     paths = SageMakerPaths.from_env(env)
+    diagnostic = False  # --preflight-only: report on stdout, leave the failure file alone
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        diagnostic = args.preflight_only
         if args.gpu_only and not args.preflight_only:
             raise TrainingFailure(BAD_ARGUMENTS, "--gpu-only works only with --preflight-only")
         hyperparameters = {**paths.load_hyperparameters(), **_overrides(args.overrides)}
@@ -157,7 +159,11 @@ def run(
     except SystemExit:
         raise  # --help: argparse printed it and exits 0
     except Exception as exc:  # every failure ends classified in the failure file
-        return _report_failure(paths, failure_from_exception(exc))
+        failure = failure_from_exception(exc)
+        if diagnostic:
+            print(json.dumps({"verdict": failure.line(), "exit_code": failure.exit_code}, indent=1), flush=True)
+            return failure.exit_code
+        return _report_failure(paths, failure)
 
 
 def _train(cfg: TrainConfig, paths: SageMakerPaths, report: PreflightReport, *, channel: str) -> Any:
