@@ -24,7 +24,7 @@ _NUMBERS = re.compile(
     r"|(?P<account>(?<![\d.])\d{12}(?![\d.]))"
     r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b)"
 )
-_SITE_PACKAGES = re.compile(r"(?:[A-Za-z]:)?/[^\s'\"]*?/(?:site|dist)-packages/")
+_SITE_PACKAGES = re.compile(r"(?:[A-Za-z]:)?/[^\s'\":]*?/(?:site|dist)-packages/")
 _HOME = re.compile(r"(?:[A-Za-z]:)?/(?:home|Users)/[^/\s'\"]+")
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:\\\\?[^\s'\"]*")
 _ANY_DIGIT = re.compile(r"\d")
