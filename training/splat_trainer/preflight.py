@@ -306,7 +306,8 @@ def check_compute_capability(facts: PlatformFacts) -> str:
     if cap is None:
         raise TrainingFailure(GPU_NOT_VISIBLE, "the GPU's compute capability could not be read")
     wanted = f"{cap[0]}.{cap[1]}"
-    for owner, archs in (("torch", facts.torch_arch_list), ("gsplat", facts.gsplat_compiled_archs)):
+    # torch.cuda.get_arch_list() is empty when torch cannot list them: unknown, not "none".
+    for owner, archs in (("torch", facts.torch_arch_list or None), ("gsplat", facts.gsplat_compiled_archs)):
         if archs is None:
             continue  # not recorded (a development install): the kernel check below still runs them
         if not arch_runs_on(cap, archs):
