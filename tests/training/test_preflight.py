@@ -390,3 +390,10 @@ def test_preflight_only_reports_a_bad_hyperparameter_as_json_too(tmp_path, tiny_
     assert exit_code == printed["exit_code"] == INVALID_HYPERPARAMETER.exit_code
     assert printed["verdict"].startswith("[sagemaker_environment/invalid_hyperparameter] hyperparameter max_steps='0'")
     assert not SageMakerPaths(root).failure_file.exists()
+
+
+def test_an_unlisted_torch_arch_list_is_not_a_missing_architecture(tmp_path):
+    cfg = job.load_config(HEALTHY_HYPERPARAMETERS)
+    unlisted = dataclasses.replace(T4, torch_arch_list=())
+    report = run_preflight(cfg, SageMakerPaths(tmp_path), unlisted, env={}, gpu_only=True)
+    assert report.ok, report.failure
