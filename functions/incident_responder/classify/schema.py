@@ -12,6 +12,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+try:  # Python 3.11+: the parser lives in re._parser; sre_parse is its deprecated alias.
+    from re import _constants as _sre_c
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - older interpreters
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
 from incident_responder.models import Category
 
 #: The names an investigation command may use, e.g. ``aws logs tail {log_group}``.
@@ -38,6 +45,33 @@ def _check_regex(pattern: str) -> str:
         re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"bad regex {pattern!r}: {exc}; fix the pattern (it is a Python `re` pattern)") from exc
+    return pattern
+
+
+def _has_unbounded_gap(items) -> bool:
+    """Whether a parsed pattern repeats `.` without an upper bound (`.*`, `.+`, `.{3,}`)."""
+    for op, av in items:
+        if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT, getattr(_sre_c, "POSSESSIVE_REPEAT", None)):
+            body = list(av[2])
+            if av[1] is _sre_c.MAXREPEAT and any(sub_op is _sre_c.ANY for sub_op, _ in body):
+                return True
+            if _has_unbounded_gap(body):
+                return True
+        elif op is _sre_c.SUBPATTERN and _has_unbounded_gap(list(av[3])):
+            return True
+        elif op is _sre_c.BRANCH and any(_has_unbounded_gap(list(b)) for b in av[1]):
+            return True
+    return False
+
+
+def _check_matching_regex(pattern: str) -> str:
+    """A pattern that rules match against log lines: valid, and linear on long lines."""
+    _check_regex(pattern)
+    if not pattern.startswith("^") and _has_unbounded_gap(list(_sre_parse.parse(pattern))):
+        # An unanchored `A.*B` costs (occurrences of A) x (line length): quadratic on a long
+        # line that repeats A. A bounded gap keeps it linear.
+        raise ValueError(f"pattern {pattern!r} has an unbounded gap (.* or .+); write .{{0,400}}? instead "
+                         "(or anchor the pattern with ^)")
     return pattern
 
 
@@ -81,7 +115,7 @@ class TracebackMatch(_Strict):
     @field_validator("exception", "last_frame")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        return None if value is None else _check_regex(value)
+        return None if value is None else _check_matching_regex(value)
 
     @model_validator(mode="after")
     def _something(self) -> TracebackMatch:
@@ -114,7 +148,7 @@ class Rule(_Strict):
     @field_validator("patterns", "exclude", "require_nearby", "exclude_nearby")
     @classmethod
     def _regexes(cls, values: list[str]) -> list[str]:
-        return [_check_regex(v) for v in values]
+        return [_check_matching_regex(v) for v in values]
 
     @field_validator("keywords")
     @classmethod
