@@ -4,8 +4,9 @@ structured-line rule (functions/incident_responder/rules/unknown.yaml).
 
 Each failure file is produced by the real job (``main.run``): preflight failures from
 test_preflight's table, the others from a real bad command line, hyperparameters file, or a
-real exception raised while training. The classifier reads it twice: as the file's content
-and as SageMaker's FailureReason (``AlgorithmError: `` + the content, first 1,024 characters).
+real exception raised while training. The classifier reads it as the file's content and as
+SageMaker's FailureReason in both shapes seen (``AlgorithmError: `` + the content cut at 1,024
+characters; and with SageMaker's ``, exit code: N`` after it).
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def as_failure_reason(content: str) -> str:
     return ("AlgorithmError: " + content)[:SAGEMAKER_REASON_CHARS]
 
 
+def as_failure_reason_with_exit_code(content: str, exit_code: int) -> str:
+    """The shape SageMaker's events show: the file's first 1,024 characters, then the exit code."""
+    return f"AlgorithmError: {content.rstrip(chr(10))[:SAGEMAKER_REASON_CHARS]}, exit code: {exit_code}"
+
+
 def assert_classified(content: str, category: str, cause: str) -> None:
-    for text in (content, as_failure_reason(content)):
+    exit_code = FAILURE_CODES[f"{category}/{cause}"].exit_code
+    for text in (content, as_failure_reason(content), as_failure_reason_with_exit_code(content, exit_code)):
         diagnosis = classify(text)
         assert (diagnosis.category.value, diagnosis.cause) == (category, cause), (
             f"{text!r} classified as {diagnosis.category.value}/{diagnosis.cause} by {diagnosis.rule_id}"
