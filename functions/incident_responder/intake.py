@@ -33,8 +33,12 @@ def _epoch_ms(value: Any) -> Any:
     return value
 
 
+# Schemas are built on first use, not at import (cold start).
+_LAZY = ConfigDict(defer_build=True)
+
+
 class _AwsDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class SageMakerAlgorithmSpecification(_AwsDetail):
@@ -68,6 +72,7 @@ class SageMakerTrainingJobDetail(_AwsDetail):
 
 
 class SageMakerTrainingJobStateChange(EventBridgeModel):
+    model_config = _LAZY
     detail_type: Literal["SageMaker Training Job State Change"] = Field(alias="detail-type")
     source: Literal["aws.sagemaker"]
     detail: SageMakerTrainingJobDetail
@@ -89,6 +94,7 @@ class StepFunctionsExecutionDetail(_AwsDetail):
 
 
 class StepFunctionsExecutionStatusChange(EventBridgeModel):
+    model_config = _LAZY
     detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
     source: Literal["aws.states"]
     detail: StepFunctionsExecutionDetail
@@ -97,7 +103,7 @@ class StepFunctionsExecutionStatusChange(EventBridgeModel):
 class KnownGoodImage(BaseModel):
     """A training job completed: its image is a rollback candidate."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     training_job_name: str
     image_uri: str
     region: str
@@ -107,7 +113,7 @@ class KnownGoodImage(BaseModel):
 class Ignored(BaseModel):
     """A well-formed event that needs no action (e.g. an execution that SUCCEEDED)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     event_id: str
     reason: str
 

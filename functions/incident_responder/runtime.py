@@ -14,7 +14,7 @@ from .models import Notification
 class ResponderSettings(BaseModel):
     """The responder's configuration; in Lambda it comes from the template's environment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     region: str | None = None
     endpoint_url: str | None = None

@@ -41,7 +41,7 @@ class Runtime:
 class Outcome(BaseModel):
     """What happened to one event; returned by the handler and printed by the CLI."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     outcome: Literal["reported", "duplicate", "known_good_recorded", "ignored", "intake_error"]
     event_id: str | None = None

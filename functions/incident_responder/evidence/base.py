@@ -20,7 +20,7 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 class GatherSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     log_group: str = TRAINING_LOG_GROUP
     log_tail_bytes: int = Field(65_536, ge=1_024, le=1_048_576)

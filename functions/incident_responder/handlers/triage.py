@@ -19,7 +19,8 @@ from ..runtime import ResponderSettings, build_runtime
 from ..triage import Runtime, handle_event
 
 logger = Logger(logger_formatter=RedactingFormatter())
-tracer = Tracer()
+# Every AWS call goes through botocore; patching only it keeps the X-Ray set-up small.
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 # EventBridge retries delivery for up to 24 h: remember handled events for longer than that.
 _idempotency = IdempotencyConfig(
