@@ -263,3 +263,13 @@ def test_main_deploys_to_production_and_other_branches_to_staging():
     assert workflow["jobs"]["deploy"]["environment"] == chooser
     assert workflow["env"]["DEPLOY_ENV"] == chooser
     assert '--stack-name "threedgs-incident-responder-${DEPLOY_ENV}"' in _deploy_run()
+
+
+def test_smoke_test_never_mounts_over_the_code_folder():
+    # /opt/ml/code holds the entry point: a volume on /opt/ml would hide it and the smoke
+    # test would fail for a reason SageMaker never has (it mounts only /opt/ml's subfolders).
+    runs = "\n".join(str(s.get("run", "")) for _, s in _steps(_load(BUILD_WORKFLOW)))
+    mounts = re.findall(r"--volume\s+\"?[^\s:]+:(/[^\s\"]*)", runs)
+    assert mounts, "the no-GPU smoke test reads the failure file through a volume"
+    for target in mounts:
+        assert target.rstrip("/") not in ("/opt/ml", "/opt", "/opt/ml/code"), target
