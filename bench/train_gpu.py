@@ -56,21 +56,36 @@ def ensure_scene(directory: Path, images: int, width: int, height: int, points: 
     return directory
 
 
-def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str, extra: dict) -> dict:
+def _noop(_: dict) -> None:
+    pass
+
+
+def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str, extra: dict,
+             on_eval=_noop) -> dict:
     scene = load_scene(scene_dir, test_every=8)
+    partial: dict = {"psnr": {}, "partial": True}
+
+    def log(line: str) -> None:
+        print("[ours] " + line, flush=True)
+        if line.startswith("eval step="):
+            fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+            partial["psnr"][fields["step"]] = float(fields["test_psnr"])
+            on_eval(partial)
+
     cfg = TrainConfig(max_steps=steps, eval_steps=eval_at, checkpoint_every=0, log_every=max(100, steps // 20),
                       backend=backend, **extra)
     with tempfile.TemporaryDirectory() as tmp:
         result = train(cfg, scene, TrainPaths(Path(tmp) / "model", Path(tmp) / "ckpt"), device=device, resume=False,
-                       log=lambda s: print("[ours] " + s, flush=True))
+                       log=log)
     m = result.metrics
     return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": m["peak_gpu_memory_bytes"],
             "psnr": {k: v["psnr"] for k, v in m["eval"].items()}, "ssim": {k: v["ssim"] for k, v in m["eval"].items()},
             "gaussians": m["gaussians"], "train_time_s": m["train_time_s"], "steps": m["steps"],
-            "densification_events": m["densification_events"], "config": extra}
+            "densification_events": m["densification_events"], "config": extra, "status": m["status"]}
 
 
-def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str) -> dict:
+def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str,
+                 on_eval=_noop) -> dict:
     """A minimal simple_trainer-style loop, written independently of splat_trainer's loop."""
     dev = torch.device(device)
     if backend == "torch":
@@ -158,6 +173,8 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
                     ss.append(float(ssim(pred.permute(0, 3, 1, 2), gt_j.permute(0, 3, 1, 2))))
             evals[str(step + 1)] = {"psnr": sum(ps) / len(ps), "ssim": sum(ss) / len(ss)}
             print(f"[baseline] eval step={step + 1} test_psnr={evals[str(step + 1)]['psnr']:.3f}", flush=True)
+            on_eval({"psnr": {k: v["psnr"] for k, v in evals.items()}, "gaussians": len(splats["means"]),
+                     "steps_per_s": round((step + 1) / train_time, 2), "partial": True})
     return {"steps_per_s": round(steps / train_time, 2),
             "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
             "psnr": {k: v["psnr"] for k, v in evals.items()}, "ssim": {k: v["ssim"] for k, v in evals.items()},
@@ -172,7 +189,7 @@ def table(results: dict, eval_at: list[int], scene_desc: str, machine: str) -> s
         mem = r.get("peak_gpu_memory_bytes")
         mem_s = f"{mem / 1024**3:.2f}" if mem else "n/a"
         ps = " | ".join(f"{r['psnr'][str(s)]:.2f}" if str(s) in r["psnr"] else "-" for s in eval_at)
-        lines.append(f"| {name} | {r['steps_per_s']} | {mem_s} | {ps} | {r['gaussians']} |")
+        lines.append(f"| {name} | {r.get('steps_per_s', '-')} | {mem_s} | {ps} | {r.get('gaussians', '-')} |")
     return "\n".join(lines)
 
 
@@ -226,10 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         if a.device.startswith("cuda"):
             torch.cuda.empty_cache()
+        def on_eval(partial: dict, name: str = name) -> None:
+            results[name] = partial
+            save_partial()
+
         if name == "ours":
-            results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, json.loads(a.ours_config))
+            results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, json.loads(a.ours_config),
+                                     on_eval=on_eval)
         else:
-            results[name] = run_baseline(scene_dir, a.steps, eval_at, a.device, a.backend)
+            results[name] = run_baseline(scene_dir, a.steps, eval_at, a.device, a.backend, on_eval=on_eval)
         save_partial()
     out = {"scene": desc, "machine": machine, "torch": torch.__version__, "eval_at": eval_at, "results": results,
            "t4_budget_bytes": T4_BUDGET_BYTES, "complete": True}

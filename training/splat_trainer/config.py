@@ -135,6 +135,10 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TrainConfig":
+        if "eval_steps" not in self.model_fields_set:
+            # the default evaluation points follow a shorter run: keep those within it, and always its end
+            defaults = {s for s in (7_000, 30_000) if s <= self.max_steps} | {self.max_steps}
+            self.__dict__["eval_steps"] = sorted(defaults)
         bad = [s for s in self.eval_steps if s < 1 or s > self.max_steps]
         if bad:
             raise _CrossFieldError("eval_steps", self.eval_steps, f"steps between 1 and max_steps={self.max_steps}")

@@ -206,7 +206,8 @@ def render_view(w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float, wid
 
 def sample_points(prim: Primitives, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
                   seed: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """SfM-like points: surface hits of random rays from the training cameras, with a little noise."""
+    """SfM-like points: surface hits of random rays from the training cameras, with a little noise.
+    Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it)."""
     g = torch.Generator(device="cpu").manual_seed(seed + 1)
     per_view = max(1, math.ceil(n_points / len(poses)))
     xyz, rgb = [], []
