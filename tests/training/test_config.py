@@ -109,3 +109,14 @@ def test_config_hash_changes_only_with_settings_that_change_a_checkpoint():
                                                  ("30000", [7000, 30000]), ("50000", [7000, 30000, 50000])])
 def test_default_eval_steps_follow_a_shorter_or_longer_run(max_steps, expected):
     assert TrainConfig.from_hyperparameters({"max_steps": max_steps}).eval_steps == expected
+
+
+def test_every_hyperparameter_is_documented_with_its_default_and_accepted_values():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    for name in TrainConfig.model_fields:
+        default = TrainConfig.model_fields[name].default
+        default_text = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+        row = f"| `{name}` | `{default_text}` | {TrainConfig.field_accepted(name)} |"
+        assert row in doc, f"docs/training.md lacks or misstates {name}: expected {row!r}"
