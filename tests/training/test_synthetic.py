@@ -76,3 +76,16 @@ def test_command_line(tmp_path, capsys, argv_extra):
                  "--device", "cpu", *argv_extra]) == 0
     assert "wrote 2 views of 8x6 and 30 points" in capsys.readouterr().out
     assert len(read_model(tmp_path / "out" / "sparse" / "0").images) == 2
+
+
+def test_radial_distortion_is_accepted_with_a_warning(tmp_path, capsys):
+    import numpy as np
+
+    from splat_trainer.colmap import Camera, write_model_binary
+
+    scene_dir = generate_scene(tmp_path, n_images=2, width=12, height=9, n_points=20, seed=4)
+    model = read_model(scene_dir / "sparse" / "0")
+    model.cameras[1] = Camera(1, "SIMPLE_RADIAL", 12, 9, np.array([10.8, 6.0, 4.5, 0.02]))
+    write_model_binary(scene_dir / "sparse" / "0", model.cameras, model.images, model.points3D)
+    scene = load_scene(scene_dir, test_every=2)
+    assert "ignores" in scene.extra["warnings"][0] and "image_undistorter" in capsys.readouterr().out

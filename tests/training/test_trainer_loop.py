@@ -137,3 +137,22 @@ def test_mcmc_cap_fits_the_budget_and_shrinks_with_the_gpu():
     capped = TrainConfig(strategy="mcmc", cap_max=cap_t4)
     assert estimate_gpu_memory_bytes(capped, 200, 1152, 864, 100_000, t4) <= t4 * cfg.gpu_memory_budget_fraction
     assert mcmc_cap_for_memory(512 * 1024**2, cfg, 200, 1152, 864) == 0  # nothing fits: preflight says so
+
+
+@pytest.mark.parametrize("n_images, gpu_gib, on_gpu", [(200, 15, True), (2000, 15, False), (2000, 80, True),
+                                                       (10, None, True)])
+def test_training_images_stay_on_the_gpu_only_while_they_fit(n_images, gpu_gib, on_gpu):
+    from splat_trainer.memory import images_fit_on_gpu
+
+    total = gpu_gib * 1024**3 if gpu_gib else None
+    assert images_fit_on_gpu(n_images, 1152, 864, total) is on_gpu
+
+
+def test_memory_estimate_counts_images_only_where_they_are_kept():
+    from splat_trainer.config import TrainConfig
+
+    cfg = TrainConfig()
+    t4 = 15 * 1024**3
+    fits = estimate_gpu_memory_bytes(cfg, 200, 1152, 864, 100_000, t4)
+    host = estimate_gpu_memory_bytes(cfg, 2000, 1152, 864, 100_000, t4)  # 6 GB of images: kept on the host
+    assert fits - host == 200 * 1152 * 864 * 3

@@ -92,13 +92,20 @@ class Scene:
     def n_images(self) -> int:
         return len(self.names)
 
-    def to(self, device: torch.device | str) -> "Scene":
-        self.images = [im.to(device) for im in self.images]
+    def to(self, device: torch.device | str, images: bool = True) -> "Scene":
+        """Move cameras and points to device; images too unless images=False (then they are pinned in host
+        memory on a CUDA machine, for asynchronous copies)."""
+        if images:
+            self.images = [im.to(device) for im in self.images]
+        elif torch.device(device).type == "cuda":
+            self.images = [im.pin_memory() for im in self.images]
         self.viewmats, self.Ks = self.viewmats.to(device), self.Ks.to(device)
         self.points, self.points_rgb = self.points.to(device), self.points_rgb.to(device)
         return self
 
 
+# Radial/OpenCV distortion is small for most lenses: accepted with a warning (simple_trainer undistorts).
+DISTORTED_BUT_ACCEPTED = {"SIMPLE_RADIAL", "RADIAL", "OPENCV"}
 UNSUPPORTED_DISTORTION = {"OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE", "THIN_PRISM_FISHEYE"}
 
 
@@ -119,8 +126,15 @@ def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 
 
     ordered = sorted(model.images.values(), key=lambda im: im.name)
     names, images, viewmats, Ks = [], [], [], []
+    extra_warnings: dict[int, str] = {}
     for img in ordered:
         cam = model.cameras[img.camera_id]
+        coeffs = cam.params[4:] if cam.model == "OPENCV" else cam.params[3:]
+        if cam.model in DISTORTED_BUT_ACCEPTED and cam.id not in extra_warnings and np.any(np.abs(coeffs) > 1e-6):
+            extra_warnings[cam.id] = (f"camera {cam.id} ({cam.model}) has distortion {coeffs.round(5).tolist()} "
+                                      "that the trainer ignores; undistort with `colmap image_undistorter` "
+                                      "for full quality")
+            print(f"warning: {extra_warnings[cam.id]}", flush=True)
         if cam.model in UNSUPPORTED_DISTORTION:
             raise DatasetError(
                 f"camera {cam.id} uses the {cam.model} model, which this trainer does not undistort; "
@@ -156,4 +170,5 @@ def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 
         train_ids=train,
         test_ids=test,
         scene_scale=max(scene_scale, 1e-6),
+        extra={"warnings": list(extra_warnings.values())},
     )

@@ -6,7 +6,6 @@ evaluation on held-out views, and the .ply + metrics.json outputs.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
@@ -22,7 +21,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .dataset import Scene
 from .export import export_ply
-from .memory import estimate_gpu_memory_bytes, mcmc_cap_for_memory  # noqa: F401  (re-exported API)
+from .memory import estimate_gpu_memory_bytes, images_fit_on_gpu, mcmc_cap_for_memory  # noqa: F401
 from .metrics import psnr, psnr_from_mse, ssim
 from .strategy import FixedDefaultStrategy, make_strategy
 
@@ -147,11 +146,12 @@ class Trainer:
             "cuda" if torch.cuda.is_available() else "cpu")
         self.backend_name, self.rasterize = resolve_backend(backend or cfg.backend, self.device)
         torch.manual_seed(cfg.seed)
-        self.scene = scene.to(self.device)
-        self.scene_scale = scene.scene_scale
         h, w = scene.images[0].shape[:2]
         if self.device.type == "cuda" and gpu_total_bytes is None:
             gpu_total_bytes = torch.cuda.get_device_properties(self.device).total_memory
+        self.images_on_device = self.device.type != "cuda" or images_fit_on_gpu(scene.n_images, w, h, gpu_total_bytes)
+        self.scene = scene.to(self.device, images=self.images_on_device)
+        self.scene_scale = scene.scene_scale
         self.cap_max: int | None = None
         if cfg.strategy == "mcmc":
             self.cap_max = cfg.cap_max if isinstance(cfg.cap_max, int) else mcmc_cap_for_memory(
@@ -223,6 +223,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- rendering
 
+    def ground_truth(self, index: int) -> torch.Tensor:
+        """[1, H, W, 3] float in [0, 1] on the device (copied from pinned host memory if images live there)."""
+        image = self.scene.images[index]
+        if not self.images_on_device:
+            image = image.to(self.device, non_blocking=True)
+        return image[None].float() / 255.0
+
     def render(self, index: int, sh_degree: int) -> tuple[torch.Tensor, dict[str, Any]]:
         s = self.splats
         h, w = self.scene.images[index].shape[:2]
@@ -243,7 +250,7 @@ class Trainer:
         for i in self.scene.test_ids:
             out, _ = self.render(i, sh_degree)
             pred = out[..., :3].clamp(0, 1)
-            gt = self.scene.images[i][None].float() / 255.0
+            gt = self.ground_truth(i)
             psnrs.append(psnr(pred, gt))
             ssims.append(ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)))
         result = {"psnr": float(torch.stack(psnrs).mean()), "ssim": float(torch.stack(ssims).mean()),
@@ -286,7 +293,7 @@ class Trainer:
                 sh_degree = min(self.step // cfg.sh_degree_interval, cfg.sh_degree)
                 out, info = self.render(index, sh_degree)
                 pred = out[..., :3]
-                gt = self.scene.images[index][None].float() / 255.0
+                gt = self.ground_truth(index)
                 self.strategy.step_pre_backward(self.splats, self.optimizers, self.strategy_state, self.step, info)
                 l1 = F.l1_loss(pred, gt)
                 ssim_val = ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2))
@@ -350,6 +357,7 @@ class Trainer:
             "wall_time_s": round(time.perf_counter() - wall_t0, 3),
             "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             "backend": self.backend_name,
+            "images_on_device": self.images_on_device,
             "strategy": self.cfg.strategy,
             "cap_max": self.cap_max,
             "densification_events": self.events,
@@ -387,4 +395,4 @@ def train(cfg: TrainConfig, scene: Scene, paths: TrainPaths, backend: str | None
 
 
 __all__ = ["TrainPaths", "StopFlag", "TrainResult", "Trainer", "train", "progress_line", "format_duration",
-           "estimate_gpu_memory_bytes", "mcmc_cap_for_memory", "resolve_backend", "BackendUnavailable", "math"]
+           "estimate_gpu_memory_bytes", "mcmc_cap_for_memory", "resolve_backend", "BackendUnavailable"]
