@@ -156,3 +156,20 @@ def test_memory_estimate_counts_images_only_where_they_are_kept():
     fits = estimate_gpu_memory_bytes(cfg, 200, 1152, 864, 100_000, t4)
     host = estimate_gpu_memory_bytes(cfg, 2000, 1152, 864, 100_000, t4)  # 6 GB of images: kept on the host
     assert fits - host == 200 * 1152 * 864 * 3
+
+
+def test_images_kept_on_the_host_train_identically(tiny_scene_dir, tmp_path):
+    from splat_trainer.dataset import load_scene
+    from splat_trainer.trainer import Trainer
+
+    results = []
+    for on_device in (True, False):
+        cfg = tiny_config(max_steps=15, eval_steps=[15])
+        trainer = Trainer(cfg, load_scene(tiny_scene_dir, test_every=4),
+                          TrainPaths(tmp_path / str(on_device) / "m", tmp_path / str(on_device) / "c"),
+                          device="cpu", log=lambda s: None, images_on_device=on_device)
+        assert trainer.images_on_device is on_device
+        results.append(trainer.fit())
+    for name in results[0].splats:
+        torch.testing.assert_close(results[0].splats[name], results[1].splats[name])
+    assert results[0].metrics["eval"] == results[1].metrics["eval"]

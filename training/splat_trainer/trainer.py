@@ -139,7 +139,8 @@ def _install_sigterm(stop: StopFlag):
 class Trainer:
     def __init__(self, cfg: TrainConfig, scene: Scene, paths: TrainPaths, backend: str | None = None,
                  device: str | torch.device | None = None, log: Callable[[str], None] = print,
-                 stop: StopFlag | None = None, gpu_total_bytes: int | None = None):
+                 stop: StopFlag | None = None, gpu_total_bytes: int | None = None,
+                 images_on_device: bool | None = None):
         self.cfg, self.paths, self.log = cfg, paths, log
         self.stop = stop or StopFlag()
         self.device = torch.device(device) if device is not None else torch.device(
@@ -149,7 +150,9 @@ class Trainer:
         h, w = scene.images[0].shape[:2]
         if self.device.type == "cuda" and gpu_total_bytes is None:
             gpu_total_bytes = torch.cuda.get_device_properties(self.device).total_memory
-        self.images_on_device = self.device.type != "cuda" or images_fit_on_gpu(scene.n_images, w, h, gpu_total_bytes)
+        if images_on_device is None:  # None: decide from the GPU's size (always on the device on a CPU)
+            images_on_device = self.device.type != "cuda" or images_fit_on_gpu(scene.n_images, w, h, gpu_total_bytes)
+        self.images_on_device = images_on_device
         self.scene = scene.to(self.device, images=self.images_on_device)
         self.scene_scale = scene.scene_scale
         self.cap_max: int | None = None
