@@ -173,3 +173,12 @@ def test_images_kept_on_the_host_train_identically(tiny_scene_dir, tmp_path):
     for name in results[0].splats:
         torch.testing.assert_close(results[0].splats[name], results[1].splats[name])
     assert results[0].metrics["eval"] == results[1].metrics["eval"]
+
+
+def test_on_a_gpu_without_gsplat_auto_fails_loudly_instead_of_falling_back():
+    import importlib.util
+
+    if importlib.util.find_spec("gsplat") is not None:
+        pytest.skip("gsplat is importable here: the failure cannot be produced")
+    with pytest.raises(BackendUnavailable, match="needs gsplat, which does not import"):
+        resolve_backend("auto", torch.device("cuda"))

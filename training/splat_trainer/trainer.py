@@ -67,8 +67,11 @@ def resolve_backend(name: str, device: torch.device) -> tuple[str, Callable[...,
             from gsplat import rasterization
             return "gsplat", rasterization
         except Exception as exc:
-            if name == "gsplat":
-                raise BackendUnavailable(f"backend=gsplat but gsplat does not import: {exc}") from exc
+            # on a GPU, a silent fall-back to the O(pixels x Gaussians) CPU-grade backend would look like a hang
+            raise BackendUnavailable(
+                f"backend={name} on a GPU needs gsplat, which does not import ({type(exc).__name__}: {exc}); "
+                "rebuild the image with gsplat 1.5.3, or set backend=torch for a tiny test scene"
+            ) from exc
     if name == "gsplat":
         raise BackendUnavailable("backend=gsplat needs a CUDA GPU; none is visible (use backend=torch for CPU)")
     from .raster_torch import rasterization
