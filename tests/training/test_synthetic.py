@@ -89,3 +89,18 @@ def test_radial_distortion_is_accepted_with_a_warning(tmp_path, capsys):
     write_model_binary(scene_dir / "sparse" / "0", model.cameras, model.images, model.points3D)
     scene = load_scene(scene_dir, test_every=2)
     assert "ignores" in scene.extra["warnings"][0] and "image_undistorter" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["OPENCV_FISHEYE", "FULL_OPENCV"])
+def test_fisheye_cameras_are_refused_with_the_fix(tmp_path, model):
+    import numpy as np
+
+    from splat_trainer.colmap import CAMERA_MODEL_IDS, Camera, write_model_binary
+    from splat_trainer.dataset import DatasetError
+
+    scene_dir = generate_scene(tmp_path, n_images=2, width=12, height=9, n_points=20, seed=4)
+    m = read_model(scene_dir / "sparse" / "0")
+    m.cameras[1] = Camera(1, model, 12, 9, np.zeros(CAMERA_MODEL_IDS[model][1]))
+    write_model_binary(scene_dir / "sparse" / "0", m.cameras, m.images, m.points3D)
+    with pytest.raises(DatasetError, match="colmap image_undistorter"):
+        load_scene(scene_dir)

@@ -182,3 +182,14 @@ def test_on_a_gpu_without_gsplat_auto_fails_loudly_instead_of_falling_back():
         pytest.skip("gsplat is importable here: the failure cannot be produced")
     with pytest.raises(BackendUnavailable, match="needs gsplat, which does not import"):
         resolve_backend("auto", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("block", [1 << 26, 64, 7])  # row blocks of many sizes give the same distances
+def test_initial_scale_distance_is_the_3nn_rms_whatever_the_block_size(block):
+    from splat_trainer.trainer import knn_mean_distance
+
+    pts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3], [10, 10, 10]])
+    expected = torch.tensor([((1 + 4 + 9) / 3) ** 0.5, ((1 + 5 + 10) / 3) ** 0.5, ((4 + 5 + 13) / 3) ** 0.5,
+                             ((9 + 10 + 13) / 3) ** 0.5])
+    got = knn_mean_distance(pts, max_block_elems=block)
+    torch.testing.assert_close(got[:4], expected)

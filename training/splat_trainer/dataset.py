@@ -9,6 +9,8 @@ and images in <channel>/images (or <channel>/images_<data_factor> when data_fact
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +127,25 @@ def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 
         raise DatasetError(f"{len(missing)} images referenced by the model are missing in {images_dir}: {missing[:5]}")
 
     ordered = sorted(model.images.values(), key=lambda im: im.name)
+    for cam in model.cameras.values():
+        if cam.model in UNSUPPORTED_DISTORTION:
+            raise DatasetError(
+                f"camera {cam.id} uses the {cam.model} model, which this trainer does not undistort; "
+                "run `colmap image_undistorter` and upload its output (PINHOLE cameras)"
+            )
+
+    def decode(img) -> tuple[str, np.ndarray]:
+        cam = model.cameras[img.camera_id]
+        with PILImage.open(images_dir / img.name) as pil:
+            pil = pil.convert("RGB")
+            target = (max(1, round(cam.width / data_factor)), max(1, round(cam.height / data_factor)))
+            if pil.size != target:
+                pil = pil.resize(target, PILImage.Resampling.BICUBIC)
+            return img.name, np.asarray(pil, dtype=np.uint8).copy()
+
+    # PIL releases the GIL while decoding: threads make loading thousands of photos several times faster
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        decoded = dict(pool.map(decode, ordered))
     names, images, viewmats, Ks = [], [], [], []
     extra_warnings: dict[int, str] = {}
     for img in ordered:
@@ -135,18 +156,8 @@ def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 
                                       "that the trainer ignores; undistort with `colmap image_undistorter` "
                                       "for full quality")
             print(f"warning: {extra_warnings[cam.id]}", flush=True)
-        if cam.model in UNSUPPORTED_DISTORTION:
-            raise DatasetError(
-                f"camera {cam.id} uses the {cam.model} model, which this trainer does not undistort; "
-                "run `colmap image_undistorter` and upload its output (PINHOLE cameras)"
-            )
-        with PILImage.open(images_dir / img.name) as pil:
-            pil = pil.convert("RGB")
-            target = (max(1, round(cam.width / data_factor)), max(1, round(cam.height / data_factor)))
-            if pil.size != target:
-                pil = pil.resize(target, PILImage.Resampling.BICUBIC)
-            arr = np.asarray(pil, dtype=np.uint8).copy()
         fx, fy, cx, cy = cam.intrinsics()
+        arr = decoded[img.name]
         sx, sy = arr.shape[1] / cam.width, arr.shape[0] / cam.height
         Ks.append([[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1]])
         viewmats.append(img.world_to_camera())

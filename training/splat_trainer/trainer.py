@@ -78,9 +78,12 @@ def resolve_backend(name: str, device: torch.device) -> tuple[str, Callable[...,
     return "torch", rasterization
 
 
-def knn_mean_distance(points: torch.Tensor, k: int = 3, chunk: int = 4096) -> torch.Tensor:
-    """Mean distance to the k nearest other points (simple_trainer: sqrt of mean squared 3-NN distance)."""
+def knn_mean_distance(points: torch.Tensor, k: int = 3, max_block_elems: int = 1 << 26) -> torch.Tensor:
+    """Root mean squared distance to the k nearest other points (simple_trainer's initial scale).
+    Blocks of rows are sized so one distance block holds at most max_block_elems floats (256 MB): a
+    1 M-point SfM model must not need a 4 TB distance matrix, nor 16 GB blocks on a 16 GB T4."""
     out = torch.empty(points.shape[0], device=points.device)
+    chunk = max(1, max_block_elems // max(1, points.shape[0]))
     for start in range(0, points.shape[0], chunk):
         d2 = torch.cdist(points[start:start + chunk], points).pow(2)
         nearest = d2.topk(min(k + 1, points.shape[0]), largest=False).values[:, 1:]
