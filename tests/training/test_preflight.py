@@ -397,3 +397,36 @@ def test_an_unlisted_torch_arch_list_is_not_a_missing_architecture(tmp_path):
     unlisted = dataclasses.replace(T4, torch_arch_list=())
     report = run_preflight(cfg, SageMakerPaths(tmp_path), unlisted, env={}, gpu_only=True)
     assert report.ok, report.failure
+
+
+RECORDED_H200 = Path(__file__).parent / "data" / "preflight_h200.json"
+
+
+def _recorded_facts() -> PlatformFacts:
+    facts = json.loads(RECORDED_H200.read_text())["report"]["facts"]
+    as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in facts.items()}
+    return PlatformFacts(**as_tuples)
+
+
+def test_facts_recorded_on_a_real_gpu_pass_only_where_jit_kernels_are_allowed(tmp_path):
+    # Recorded by the real probe on the benchmark machine (H200, gsplat JIT-built there). The
+    # image never allows JIT: the same machine facts must fail its preflight.
+    facts = _recorded_facts()
+    assert facts.compute_capability == (9, 0) and facts.driver_cuda_version is not None
+    cfg = job.load_config(HEALTHY_HYPERPARAMETERS)
+    allowed = run_preflight(cfg, SageMakerPaths(tmp_path), facts, env={"SPLAT_ALLOW_GSPLAT_JIT": "1"}, gpu_only=True)
+    assert allowed.ok, allowed.failure
+    in_the_image = run_preflight(cfg, SageMakerPaths(tmp_path), facts, env={}, gpu_only=True)
+    assert in_the_image.failure is not None and in_the_image.failure.code is GSPLAT_KERNELS_UNAVAILABLE
+
+
+def test_preflight_only_keeps_stdout_pure_json_when_the_probe_prints(tmp_path, capsys):
+    def chatty_probe(env):
+        print("gsplat: CUDA extension has been set up successfully in 77.31 seconds.")
+        return T4
+
+    exit_code = job.run(["--preflight-only", "--gpu-only"], env={"SM_ROOT": str(tmp_path)}, probe=chatty_probe)
+    captured = capsys.readouterr()
+    assert exit_code == 0
+    assert json.loads(captured.out)["verdict"] == "ok"
+    assert "set up successfully" in captured.err

@@ -13,6 +13,7 @@ ImportError before anything can report it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -142,11 +143,13 @@ def run(
 
         from splat_trainer.preflight import disk_free_bytes, run_preflight
 
-        facts = probe(env)
-        report = run_preflight(
-            cfg, paths, facts, channel=args.channel, env=dict(env),
-            free_bytes=free_bytes or disk_free_bytes, gpu_only=args.gpu_only,
-        )
+        # gsplat prints its JIT progress on stdout; --preflight-only keeps stdout pure JSON.
+        with contextlib.redirect_stdout(sys.stderr) if diagnostic else contextlib.nullcontext():
+            facts = probe(env)
+            report = run_preflight(
+                cfg, paths, facts, channel=args.channel, env=dict(env),
+                free_bytes=free_bytes or disk_free_bytes, gpu_only=args.gpu_only,
+            )
         if args.preflight_only:
             print(json.dumps(report.to_json(), indent=1, default=str), flush=True)
             return 0 if report.ok else report.failure.exit_code
