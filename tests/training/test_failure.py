@@ -134,13 +134,17 @@ def _raise_disk_full():
 
 
 def _raise_permission_denied(tmp_path: Path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
     if os.geteuid() != 0:
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
         (locked / "f").write_text("x")
-    # root ignores file modes; the kernel still refuses writes to read-only sysfs files
-    with open("/sys/kernel/notes", "w") as f:
-        f.write("x")
+    # root ignores file modes: act as nobody for the write (the real uid stays root, so the
+    # effective one comes back in the finally)
+    os.seteuid(65534)
+    try:
+        (locked / "f").write_text("x")
+    finally:
+        os.seteuid(0)
 
 
 def _raise_cuda_out_of_memory():

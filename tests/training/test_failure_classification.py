@@ -85,11 +85,14 @@ def _write_to_a_full_disk(*args, **kwargs):
 
 
 def _write_where_not_permitted(cfg, paths, report, channel):
+    paths.model_dir.chmod(0o500)
     if os.geteuid() != 0:
-        paths.model_dir.chmod(0o500)
         (paths.model_dir / "splat.ply").write_bytes(b"ply")
-    with open("/sys/kernel/notes", "wb") as f:  # refused even to root
-        f.write(b"ply")
+    os.seteuid(65534)  # root ignores file modes: write as nobody, then become root again
+    try:
+        (paths.model_dir / "splat.ply").write_bytes(b"ply")
+    finally:
+        os.seteuid(0)
 
 
 def _run_out_of_gpu_memory(*args, **kwargs):

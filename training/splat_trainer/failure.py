@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import re
 import sys
+import sysconfig
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,12 +267,20 @@ class UnexpectedFailure(Exception):
         return _shorten(head + (tail if frames else ""), MAX_FAILURE_CHARS)
 
 
+_LIBRARY_DIRS = tuple(
+    {str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
 def _where(exc: BaseException) -> str:
+    """The deepest frame in our code (not the standard library's or an installed package's):
+    where the person reading the line would start looking."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return ""
-    last = frames[-1]
-    return f" (at {Path(last.filename).name}:{last.lineno} in {last.name})"
+    ours = [f for f in frames if not str(Path(f.filename).resolve()).startswith(_LIBRARY_DIRS)]
+    frame = (ours or frames)[-1]
+    return f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
 
 
 def _is_cuda_out_of_memory(exc: BaseException) -> bool:
