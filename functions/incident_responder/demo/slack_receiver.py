@@ -1,5 +1,15 @@
-"""A local stand-in for Slack's incoming-webhook endpoint: a real HTTP server on loopback that
-records what it was sent. The demo posts to it; the tests use it to see exactly what Slack would get.
+"""A real HTTP server on loopback standing in for Slack's incoming webhooks: the demo posts to
+it, and the tests (tests/support/slack_receiver.py) use it to see exactly what Slack would get.
+
+It records every request and can be told to answer the next N requests with another
+status (429 with Retry-After, 500, ...), so retry and failure handling are exercised
+over real HTTP instead of with patched clients.
+
+    with SlackReceiver() as slack:          # outside pytest
+        ...post to slack.url...
+        slack.requests[0].body["blocks"]
+
+    def test_x(slack_receiver): ...         # inside pytest
 """
 
 from __future__ import annotations
@@ -11,15 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReceivedRequest:
+    method: str
     path: str
     headers: dict[str, str]
     raw: bytes
-    body: Any
+    body: Any  # parsed JSON, or the decoded text when the body is not JSON
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Reply:
     status: int
     body: str
@@ -27,55 +38,86 @@ class _Reply:
 
 
 class SlackReceiver:
+    """Answers 200 "ok" (as Slack does) unless told otherwise with ``reply_next``."""
+
+    webhook_path = "/services/TLOCAL/BLOCAL/receiver"
+
     def __init__(self) -> None:
-        self.requests: list[ReceivedRequest] = []
+        self._requests: list[ReceivedRequest] = []
         self._replies: list[_Reply] = []
         self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     body: Any = json.loads(raw)
                 except ValueError:
                     body = raw.decode(errors="replace")
-                with receiver._lock:
-                    receiver.requests.append(ReceivedRequest(self.path, dict(self.headers), raw, body))
-                    reply = receiver._replies.pop(0) if receiver._replies else _Reply(200, "ok")
+                reply = receiver._record(ReceivedRequest("POST", self.path, dict(self.headers), raw, body))
+                payload = reply.body.encode()
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(reply.body.encode())
+                self.wfile.write(payload)
 
-            def log_message(self, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        return Handler
+
+    def _record(self, request: ReceivedRequest) -> _Reply:
+        with self._lock:
+            self._requests.append(request)
+            return self._replies.pop(0) if self._replies else _Reply(200, "ok")
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/services/T000/B000/local"
+        return f"http://{host}:{port}{self.webhook_path}"
 
-    def reply_next(self, status: int, body: str = "", *, times: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next `times` requests with this status (e.g. 429 with Retry-After)."""
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    @property
+    def requests(self) -> list[ReceivedRequest]:
         with self._lock:
-            self._replies.extend(_Reply(status, body or str(status), headers) for _ in range(times))
+            return list(self._requests)
 
-    def start(self) -> "SlackReceiver":
-        self._thread.start()
+    def reply_next(self, status: int, body: str | None = None, *, times: int = 1,
+                   retry_after: int | None = None, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` requests with ``status`` (then 200 "ok" again)."""
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        reply_headers = dict(headers or {})
+        if retry_after is not None:
+            reply_headers["Retry-After"] = str(retry_after)
+        text = body if body is not None else {429: "rate_limited", 500: "internal_error"}.get(status, str(status))
+        with self._lock:
+            self._replies.extend(_Reply(status, text, reply_headers) for _ in range(times))
+
+    def start(self) -> SlackReceiver:
+        if self._thread is None:
+            # A short poll interval keeps shutdown (every test teardown) quick.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="slack-receiver", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "SlackReceiver":
+    def __enter__(self) -> SlackReceiver:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
