@@ -16,6 +16,8 @@ $(VENV)/.demo-installed: pyproject.toml functions/requirements.txt | $(PY)
 
 $(VENV)/.dev-installed: pyproject.toml requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	# gsplat ships sources only; without CUDA it installs as pure Python (exporter, strategies).
+	BUILD_NO_CUDA=1 $(PY) -m pip install -q --no-build-isolation gsplat==1.5.3
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
