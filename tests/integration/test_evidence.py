@@ -123,8 +123,8 @@ def _pipeline_definition(job: str) -> str:
     })
 
 
-def test_execution_history_names_the_failed_state_and_its_training_job(aws_clients, failed_job):
-    sfn = aws_clients.stepfunctions
+def test_execution_history_names_the_failed_state_and_its_training_job(aws_clients, step_functions, failed_job):
+    sfn = step_functions
     machine = sfn.create_state_machine(
         name=f"pipeline-{uuid.uuid4().hex[:8]}", definition=_pipeline_definition(failed_job),
         roleArn="arn:aws:iam::123456789012:role/StatesRole",

@@ -18,7 +18,7 @@ from incident_responder.triage import handle_event
 from tests.support.moto_server import REGION
 
 
-def _pipeline_failing_with(aws_clients, job: str) -> tuple[str, str]:
+def _pipeline_failing_with(sfn, job: str) -> tuple[str, str]:
     """A pipeline whose training step fails the way the .sync integration reports it."""
     cause = json.dumps({"TrainingJobName": job, "TrainingJobStatus": "Failed",
                         "FailureReason": "AlgorithmError: , exit code: 1"})
@@ -29,7 +29,6 @@ def _pipeline_failing_with(aws_clients, job: str) -> tuple[str, str]:
             "Train 3DGS model": {"Type": "Fail", "Error": "SageMaker.TrainingJobFailed", "Cause": cause},
         },
     }
-    sfn = aws_clients.stepfunctions
     machine = sfn.create_state_machine(name=f"pipeline-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition),
                                        roleArn="arn:aws:iam::123456789012:role/StatesRole")["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex[:8]}")["executionArn"]
@@ -51,13 +50,14 @@ def _execution_event(machine: str, execution: str) -> dict:
     }
 
 
-def test_job_event_then_pipeline_event_make_one_incident_and_one_report(aws_clients, emulator, slack_receiver):
+def test_job_event_then_pipeline_event_make_one_incident_and_one_report(aws_clients, step_functions, emulator,
+                                                                       slack_receiver):
     job = f"3dgs-dedup-{uuid.uuid4().hex[:8]}"
     image = push_images(aws_clients, "spaceport/3dgs", ["latest"])[0]
     create_training_job(aws_clients, job, image_uri=image)
     emulator.fail_training_job(job, "AlgorithmError: , exit code: 1", region=REGION)
     write_training_log(aws_clients, job, ["ModuleNotFoundError: No module named 'gsplat'"])
-    machine, execution = _pipeline_failing_with(aws_clients, job)
+    machine, execution = _pipeline_failing_with(step_functions, job)
     table = f"incidents-{uuid.uuid4().hex[:8]}"
     create_incident_table(aws_clients, table)
     secret = aws_clients.secretsmanager.create_secret(

@@ -34,3 +34,10 @@ def aws_clients(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> AwsClien
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     return make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
+
+
+@pytest.fixture
+def step_functions(aws_clients: AwsClients, emulator: Emulator):
+    """The Step Functions client on a backend with no earlier executions (see reset_step_functions)."""
+    emulator.reset_step_functions()
+    return aws_clients.stepfunctions

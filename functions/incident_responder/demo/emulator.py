@@ -50,6 +50,19 @@ class Emulator:
         )
         urllib.request.urlopen(request, timeout=10).read()
 
+    def reset_step_functions(self) -> None:
+        """Forget every state machine and execution.
+
+        moto 5.2 deep-copies its whole Step Functions backend when an execution starts, and a
+        finished execution holds a lock that cannot be copied: after one execution, the next
+        start_execution in the process fails with a 500. Tests that execute start from here.
+        """
+        from moto.stepfunctions.models import stepfunctions_backends
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        stepfunctions_backends.reset()
+        stepfunctions_parser_backends.reset()
+
     def fail_training_job(
         self, name: str, failure_reason: str, *, region: str, account: str = EMULATOR_ACCOUNT
     ) -> None:
