@@ -21,7 +21,7 @@ from .models import (
     IntakeError,
     Notification,
 )
-from .redact import redact, redact_data
+from .redact import redact_data
 
 MAX_REASON_LINES = 20
 
@@ -104,7 +104,9 @@ def _triage(event: FailureEvent, runtime: Runtime) -> Outcome:
         # SageMaker can send several events for one failure, and the pipeline's execution fails
         # with the job: one incident, one report.
         return Outcome(outcome="duplicate", detail="incident already reported; event linked", **verdict)
-    notifications = [_send(sink, "send", incident) for sink in runtime.sinks]
+    from .sinks.base import notify
+
+    notifications = notify(runtime.sinks, incident)
     incident = incident.model_copy(update={"notifications": notifications})
     if runtime.store is not None:
         runtime.store.record_notifications(incident.key, notifications)
@@ -114,7 +116,9 @@ def _triage(event: FailureEvent, runtime: Runtime) -> Outcome:
 def _reject(error: IntakeError, runtime: Runtime) -> Outcome:
     if runtime.store is not None:
         runtime.store.record_intake_error(error)
-    notifications = [_send(sink, "send_intake_error", error) for sink in runtime.sinks]
+    from .sinks.base import notify_intake_error
+
+    notifications = notify_intake_error(runtime.sinks, error)
     return Outcome(
         outcome="intake_error",
         event_id=error.event_id,
@@ -133,15 +137,6 @@ def _record_known_good(image: KnownGoodImage, raw: Any, runtime: Runtime) -> Out
         event_id=event_id,
         detail=f"{image.image_uri} from {image.training_job_name}",
     )
-
-
-def _send(sink: Any, method: str, payload: Any) -> Notification:
-    """A sink that raises must not stop the others or lose the report."""
-    try:
-        return getattr(sink, method)(payload)
-    except Exception as exc:  # noqa: BLE001 - recorded in the incident, not swallowed
-        return Notification(sink=getattr(sink, "name", type(sink).__name__), ok=False,
-                            detail=redact(f"{type(exc).__name__}: {exc}")[:500])
 
 
 def incident_key(event: FailureEvent, evidence: Evidence) -> str:
