@@ -46,7 +46,7 @@ class ResponderSettings(BaseModel):
         return GatherSettings(
             log_tail_bytes=self.log_tail_bytes,
             log_wait_seconds=self.log_wait_seconds,
-            log_poll_seconds=min(5.0, max(self.log_wait_seconds / 4, 0.05)),
+            log_poll_seconds=min(2.0, max(self.log_wait_seconds / 8, 0.05)),
         )
 
 

@@ -66,9 +66,10 @@ def test_log_tail_is_bounded_and_keeps_the_newest_lines(aws_clients, failed_job)
 
 def test_a_missing_log_stream_is_polled_then_reported_missing(aws_clients, failed_job):
     waits = []
-    settings = GatherSettings(log_wait_seconds=3, log_poll_seconds=1)
+    settings = GatherSettings(log_wait_seconds=60, log_poll_seconds=2)
     evidence = gather(_job_event(failed_job), aws_clients, settings, sleep=waits.append)
-    assert waits == [1, 1, 1]
+    assert waits == [2, 4, 8, 16, 30]  # doubling, capped at the wait: 6 DescribeLogStreams calls
+    assert aws_clients.counter.calls.count("logs:DescribeLogStreams") == 6
     assert evidence.logs is None
     (missing,) = [m for m in evidence.missing if m.source == "logs"]
     assert "log stream not found" in missing.reason and failed_job in missing.reason
@@ -148,3 +149,18 @@ def _wait_for_end(sfn, execution_arn: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{execution_arn} still RUNNING")
+
+
+def test_a_log_stream_that_appears_while_waiting_is_read(aws_clients, failed_job):
+    waits = []
+
+    def sleep_while_the_job_flushes_its_logs(seconds):
+        waits.append(seconds)
+        if len(waits) == 2:
+            write_training_log(aws_clients, failed_job, ["RuntimeError: CUDA error: no kernel image"])
+
+    settings = GatherSettings(log_wait_seconds=60, log_poll_seconds=2)
+    evidence = gather(_job_event(failed_job), aws_clients, settings, sleep=sleep_while_the_job_flushes_its_logs)
+    assert waits == [2, 4]
+    assert evidence.logs.streams[0].lines == ["RuntimeError: CUDA error: no kernel image"]
+    assert not any(m.source == "logs" for m in evidence.missing)

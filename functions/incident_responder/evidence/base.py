@@ -27,7 +27,7 @@ class GatherSettings(BaseModel):
     max_log_streams: int = Field(2, ge=1, le=20)
     # Logs can become readable a minute or more after a job fails.
     log_wait_seconds: float = Field(60.0, ge=0, le=600)
-    log_poll_seconds: float = Field(5.0, gt=0, le=60)
+    log_poll_seconds: float = Field(2.0, gt=0, le=60, description="first wait; each next one doubles")
     max_history_pages: int = Field(3, ge=1, le=20)
 
 

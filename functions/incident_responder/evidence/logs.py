@@ -46,8 +46,9 @@ def gather_logs(state: GatherState, clients: Any) -> None:
 
 
 def _find_streams(state: GatherState, clients: Any, name: str) -> list[str]:
+    """Polls with doubling waits, so a minute of waiting costs a handful of calls, not dozens."""
     settings = state.settings
-    polls_left = int(settings.log_wait_seconds // settings.log_poll_seconds)
+    waited, delay = 0.0, settings.log_poll_seconds
     while True:
         try:
             response = clients.logs.describe_log_streams(
@@ -58,10 +59,12 @@ def _find_streams(state: GatherState, clients: Any, name: str) -> list[str]:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
             streams = []
-        if streams or polls_left <= 0:
+        if streams or waited >= settings.log_wait_seconds:
             return streams
-        polls_left -= 1
-        state.sleep(settings.log_poll_seconds)
+        step = min(delay, settings.log_wait_seconds - waited)
+        state.sleep(step)
+        waited += step
+        delay *= 2
 
 
 def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
