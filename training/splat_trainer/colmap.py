@@ -211,13 +211,17 @@ def read_points3d_binary(path: Path) -> Points3D:
     return Points3D(ids, xyz, rgb, err)
 
 
-def _text_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ColmapError(f"cannot read {path}: {exc.strerror}; check the file exists and is readable") from exc
     except UnicodeDecodeError as exc:
         raise ColmapError(f"{path} is not UTF-8 text; is it a binary model misnamed .txt?") from exc
+
+
+def _text_lines(path: Path) -> list[str]:
+    text = _read_text(path)
     return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -264,12 +268,7 @@ def read_images_text(path: Path) -> dict[int, Image]:
 
 def _text_lines_keep_empty_points(path: Path) -> list[str]:
     # images.txt has two lines per image and the second (2D points) may be empty: keep empty lines there.
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ColmapError(f"cannot read {path}: {exc.strerror}; check the file exists and is readable") from exc
-    except UnicodeDecodeError as exc:
-        raise ColmapError(f"{path} is not UTF-8 text; is it a binary model misnamed .txt?") from exc
+    text = _read_text(path)
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     while lines and not lines[-1].strip():
         lines.pop()

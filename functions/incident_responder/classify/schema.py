@@ -95,6 +95,12 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
+def _check_commands(values: list[str]) -> list[str]:
+    for template in values:
+        template_fields(template)
+    return values
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -160,9 +166,7 @@ class Rule(_Strict):
     @field_validator("commands")
     @classmethod
     def _commands(cls, values: list[str]) -> list[str]:
-        for v in values:
-            template_fields(v)
-        return values
+        return _check_commands(values)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -188,9 +192,7 @@ class RuleFile(_Strict):
     @field_validator("commands")
     @classmethod
     def _commands(cls, values: list[str]) -> list[str]:
-        for v in values:
-            template_fields(v)
-        return values
+        return _check_commands(values)
 
     @model_validator(mode="after")
     def _rule_ids_in_category(self) -> RuleFile:
