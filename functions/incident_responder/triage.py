@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict
 
 from .evidence import GatherSettings, gather, parse_ecr_uri
+from .evidence.base import TRAINING_LOG_GROUP
 from .intake import Ignored, KnownGoodImage, parse_event
 from .models import (
     Diagnosis,
@@ -160,7 +161,7 @@ def incident_names(event: FailureEvent, evidence: Evidence) -> dict[str, str]:
         names["log_group"] = evidence.logs.group
         names["log_stream"] = evidence.logs.primary_stream
     elif names["job_name"]:
-        names["log_group"] = "/aws/sagemaker/TrainingJobs"
+        names["log_group"] = TRAINING_LOG_GROUP
     image_uri = evidence.image.uri if evidence.image else event.image_uri
     if image_uri:
         names["image_uri"] = image_uri

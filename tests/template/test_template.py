@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from tests.template.template_model import (
-    EVENTS,
     FUNCTIONS,
     REPO,
     TEMPLATE,

@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any
 
+from ..evidence.base import TRAINING_LOG_GROUP
 from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def create_incident_table(clients: Any, name: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from ..evidence.base import TRAINING_LOG_GROUP as SAGEMAKER_LOG_GROUP
 from ..models import Evidence, FailureEvent
 
 _ECR_HOST = re.compile(r"^(?P<registry>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
-SAGEMAKER_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def console_base(region: str) -> str:
