@@ -53,6 +53,8 @@ def test_defaults_follow_simple_trainer():
         ({"eval_steps": "7000,40000"}, "eval_steps", "max_steps=30000"),
         ({"eval_steps": "seven"}, "eval_steps", "comma-separated integers"),
         ({"far_plane": "0.001"}, "far_plane", "near_plane=0.01"),
+        ({"absgrad": "perhaps"}, "absgrad", "true or false"),
+        ({"absgrad": "true", "backend": "torch"}, "absgrad", "backend=torch"),
     ],
 )
 def test_bad_value_names_key_value_and_what_is_accepted(raw, name, accepted_fragment):

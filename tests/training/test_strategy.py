@@ -119,3 +119,23 @@ def test_default_strategy_takes_the_config_thresholds():
     cfg = TrainConfig(grow_grad2d=0.0005, reset_every=1234, refine_stop_iter=9000, prune_opa=0.01)
     s = make_strategy(cfg, "torch")
     assert (s.grow_grad2d, s.reset_every, s.refine_stop_iter, s.prune_opa) == (0.0005, 1234, 9000, 0.01)
+
+
+def test_absgrad_needs_the_gsplat_backend_and_reaches_the_strategy():
+    with pytest.raises(StrategyUnavailable, match="absgrad=true .* needs backend=gsplat"):
+        make_strategy(TrainConfig(absgrad=True), "torch")
+    assert make_strategy(TrainConfig(absgrad=True), "gsplat").absgrad is True
+    assert make_strategy(TrainConfig(), "torch").absgrad is False
+
+
+@pytest.mark.parametrize("absgrad, expected", [(False, 0.0), (True, 2.0)])
+def test_densification_statistics_come_from_absgrad_when_asked(absgrad, expected):
+    strategy = FixedDefaultStrategy(absgrad=absgrad)
+    means2d = torch.zeros(1, 3, 2, requires_grad=True)
+    means2d.grad = torch.zeros(1, 3, 2)  # the signed per-pixel gradients cancelled out
+    means2d.absgrad = torch.full((1, 3, 2), 2.0 / (2 ** 0.5))  # their absolute values did not
+    info = {"means2d": means2d, "width": 2, "height": 2, "n_cameras": 1, "gaussian_ids": None,
+            "radii": torch.ones(1, 3, 2, dtype=torch.int32)}
+    state = strategy.initialize_state()
+    strategy._update_state({"means": torch.zeros(3, 3)}, state, info)
+    assert torch.allclose(state["grad2d"], torch.full((3,), expected))

@@ -84,6 +84,8 @@ class TrainConfig(BaseModel):
     refine_start_iter: int = _accepted("an integer >= 0", default=500, ge=0)
     refine_stop_iter: int = _accepted("an integer >= 0", default=15_000, ge=0)
     refine_every: int = _accepted("an integer >= 1", default=100, ge=1)
+    absgrad: bool = _accepted("true or false (AbsGS gradients for densification; pair with grow_grad2d=0.0008)",
+                              default=False)
     reset_every: int = _accepted("an integer >= 1", default=3000, ge=1)
     opacity_reg: float = _accepted("a number >= 0 (MCMC opacity regularization)", default=0.01, ge=0.0)
     scale_reg: float = _accepted("a number >= 0 (MCMC scale regularization)", default=0.01, ge=0.0)
@@ -142,6 +144,9 @@ class TrainConfig(BaseModel):
         bad = [s for s in self.eval_steps if s < 1 or s > self.max_steps]
         if bad:
             raise _CrossFieldError("eval_steps", self.eval_steps, f"steps between 1 and max_steps={self.max_steps}")
+        if self.absgrad and self.backend == "torch":
+            raise _CrossFieldError("absgrad", self.absgrad, 'false with backend=torch (absolute gradients come from '
+                                   "gsplat's rasterizer: use backend=gsplat or auto on a GPU)")
         if self.far_plane <= self.near_plane:
             raise _CrossFieldError("far_plane", self.far_plane, f"a number > near_plane={self.near_plane}")
         return self

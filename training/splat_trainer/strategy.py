@@ -235,11 +235,16 @@ class StrategyUnavailable(RuntimeError):
 def make_strategy(cfg, backend_name: str, cap_max: int | None = None):
     """DefaultStrategy (fixed) for "default"; gsplat's MCMCStrategy with cap_max for "mcmc" (CUDA only)."""
     if cfg.strategy == "default":
+        if cfg.absgrad and backend_name != "gsplat":
+            raise StrategyUnavailable(
+                "absgrad=true densifies on gsplat's per-pixel absolute gradients: it needs backend=gsplat on a GPU "
+                "(set absgrad=false for the torch backend)"
+            )
         return FixedDefaultStrategy(
             prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
             prune_scale3d=cfg.prune_scale3d, refine_start_iter=cfg.refine_start_iter,
             refine_stop_iter=cfg.refine_stop_iter, reset_every=cfg.reset_every, refine_every=cfg.refine_every,
-            absgrad=False,
+            absgrad=cfg.absgrad,
         )
     if backend_name != "gsplat":
         raise StrategyUnavailable(

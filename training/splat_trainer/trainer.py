@@ -247,7 +247,7 @@ class Trainer:
             opacities=torch.sigmoid(s["opacities"]), colors=torch.cat([s["sh0"], s["shN"]], 1),
             viewmats=self.scene.viewmats[index:index + 1], Ks=self.scene.Ks[index:index + 1], width=w, height=h,
             near_plane=self.cfg.near_plane, far_plane=self.cfg.far_plane, sh_degree=sh_degree,
-            packed=self.cfg.packed, absgrad=False,
+            packed=self.cfg.packed, absgrad=self.cfg.absgrad,
             rasterize_mode="antialiased" if self.cfg.antialiased else "classic",
         )
         return colors, info
