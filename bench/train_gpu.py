@@ -5,6 +5,8 @@ the final Gaussian count, as a markdown table and (--json) a JSON file.
 
     python bench/train_gpu.py --preset t4_1mp --steps 30000 --eval-at 7000,30000 --which ours,baseline --json out.json
     python bench/train_gpu.py --preset ref_110 --steps 7000 --eval-at 7000
+    python bench/train_gpu.py --preset t4_1mp --steps 30000 --eval-at 7000,15000,30000 \
+        --which ours-mcmc,baseline,ours --ours-variants '{"ours-mcmc": {"strategy": "mcmc", "cap_max": 400000}}'
     python bench/train_gpu.py --device cpu --backend torch --images 6 --width 16 --height 12 --steps 20 --eval-at 10,20
 
 Presets: t4_1mp = 200 views of 1152x864 (the T4 memory target), ref_110 = 110 views of 640x480 (the scene
@@ -203,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene-dir", type=Path, help="where the synthetic scene is (re)used; default under /tmp")
     ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--eval-at", default="7000", help="comma-separated steps at which test PSNR is measured")
-    ap.add_argument("--which", default="ours,baseline", help="comma-separated: ours, baseline")
+    ap.add_argument("--which", default="ours,baseline",
+                    help="comma-separated, run in this order: ours, baseline, or a name from --ours-variants")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--backend", default="gsplat", choices=["gsplat", "torch"])
     ap.add_argument("--ours-config", default="{}", help="JSON of extra TrainConfig fields for our trainer")
+    ap.add_argument("--ours-variants", default="{}",
+                    help='JSON {"NAME": {TrainConfig fields}}: more configurations of our trainer, named in --which')
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--warmup-steps", type=int, default=100, help="untimed steps run first on a GPU (0: none)")
     a = ap.parse_args(argv)
@@ -216,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 or s > a.steps for s in eval_at):
         ap.error(f"--eval-at {a.eval_at}: every step must be between 1 and --steps {a.steps}")
     which = [w.strip() for w in a.which.split(",") if w.strip()]
-    unknown = set(which) - {"ours", "baseline"}
+    variants = {"ours": json.loads(a.ours_config), **json.loads(a.ours_variants)}
+    unknown = set(which) - set(variants) - {"baseline"}
     if unknown:
-        ap.error(f"--which: unknown {sorted(unknown)}; accepted: ours, baseline")
+        ap.error(f"--which: unknown {sorted(unknown)}; accepted: baseline, {', '.join(sorted(variants))}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA GPU is visible; use --device cpu --backend torch for the smoke mode")
     scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}"
@@ -246,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = partial
             save_partial()
 
-        if name == "ours":
-            results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, json.loads(a.ours_config),
-                                     on_eval=on_eval)
-        else:
+        if name == "baseline":
             results[name] = run_baseline(scene_dir, a.steps, eval_at, a.device, a.backend, on_eval=on_eval)
+        else:
+            results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, variants[name],
+                                     on_eval=on_eval)
         save_partial()
     out = {"scene": desc, "machine": machine, "torch": torch.__version__, "eval_at": eval_at, "results": results,
            "t4_budget_bytes": T4_BUDGET_BYTES, "complete": True}
