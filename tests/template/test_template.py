@@ -107,6 +107,28 @@ def test_generated_cloudformation_is_lint_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, f"cfn-lint on the SAM output:\n{result.stdout}{result.stderr}"
 
 
+# Run by the built functions' CPython 3.12 with -S: argv = module, attr, build dir, runtime dir.
+IMPORT_PROBE = """
+import importlib, importlib.util, os, sys
+module, attr, build, runtime = sys.argv[1:5]
+sys.path[:0] = [build, runtime]
+assert callable(getattr(importlib.import_module(module), attr)), f"{module}.{attr} is not callable"
+# Every module that came from the build came with its bytecode: 3.12's magic number, and
+# unchecked-hash (flags 0b01): never compared with the source, whatever the zip did to mtimes.
+loaded = [m for m in list(sys.modules.values()) if (getattr(m, "__file__", None) or "").startswith(build + os.sep)]
+assert len(loaded) > 50, f"only {len(loaded)} modules imported from the build"
+for m in loaded:
+    if not m.__file__.endswith(".py"):
+        continue  # extension modules (.so)
+    cached = importlib.util.cache_from_source(m.__file__)
+    assert os.path.isfile(cached), f"{m.__name__}: no {cached}"
+    with open(cached, "rb") as f:
+        header = f.read(8)
+    assert header[:4] == importlib.util.MAGIC_NUMBER, f"{cached}: not CPython 3.12 bytecode"
+    assert int.from_bytes(header[4:8], "little") == 0b01, f"{cached}: not an unchecked-hash .pyc"
+"""
+
+
 @pytest.mark.slow
 def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
     py312 = python312_dir()
@@ -165,17 +187,28 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
         }
         probe = subprocess.run(
             [
-                str(Path(py312) / "python3.12"), "-S", "-c",
-                "import importlib, sys; sys.path[:0] = sys.argv[1:3]; "
-                f"assert callable(getattr(importlib.import_module({module!r}), {attr!r}))",
+                str(Path(py312) / "python3.12"), "-S", "-c", IMPORT_PROBE, module, attr,
                 str(build_dir / fn), str(runtime_dir),
             ],
-            cwd=tmp_path, env=lambda_env, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env={**lambda_env, "PYTHONDONTWRITEBYTECODE": "1"},  # /var/task is read-only
+            capture_output=True, text=True, timeout=120,
         )
         assert probe.returncode == 0, f"{fn}: {module}.{attr} does not import from the build:\n{probe.stderr}"
 
     built_template = (build_dir / "template.yaml").read_text()
     assert "CodeUri: TriageFunction" in built_template and "CodeUri: ClassifyFunction" in built_template
+
+    for fn in ("TriageFunction", "ClassifyFunction"):
+        built = build_dir / fn
+        # Bytecode is shipped: /var/task is read-only, so a .py without its cpython-312 .pyc is
+        # compiled again on every cold start. (Other versions' .pyc would be ignored by 3.12.)
+        uncompiled = [
+            str(py.relative_to(built)) for py in built.rglob("*.py")
+            if not (py.parent / "__pycache__" / f"{py.stem}.cpython-312.pyc").is_file()
+        ]
+        assert not uncompiled, f"{fn}: {len(uncompiled)} modules without a cpython-312 .pyc: {uncompiled[:10]}"
+        assert not [p for p in built.rglob("*.pyc") if "cpython-312" not in p.name], f"{fn}: foreign .pyc"
+        assert not list((built / "incident_responder").rglob("tests")), f"{fn}: tests shipped"
 
 
 # ---------------------------------------------------------------- functions
@@ -206,6 +239,23 @@ def test_functions_keep_the_contract_with_the_code() -> None:
     assert classify["Handler"] == "incident_responder.handlers.classify.handler"
     assert classify["Runtime"] == "python3.12"
     assert not raw()["Resources"]["ClassifyFunction"]["Properties"].get("Events")
+
+
+def test_every_function_is_built_by_the_makefile_that_ships_bytecode() -> None:
+    """sam build runs functions/Makefile's build-<LogicalId> for each function (the CodeUri holds
+    it); the python_pip default would ship no .pyc."""
+    tpl = raw()
+    code_uri = tpl["Globals"]["Function"]["CodeUri"]
+    makefile = (REPO / code_uri / "Makefile").read_text()
+    functions = resources_of_type(tpl, "AWS::Serverless::Function")
+    assert functions
+    for logical_id, fn in functions.items():
+        assert fn.get("Metadata", {}).get("BuildMethod") == "makefile", f"{logical_id}: not built by the Makefile"
+        assert fn["Properties"].get("CodeUri", code_uri) == code_uri
+        assert re.search(rf"^(\S+ )*build-{logical_id}( \S+)*:", makefile, re.M), (
+            f"{code_uri}Makefile has no build-{logical_id} target"
+        )
+    assert "compileall" in makefile and "unchecked-hash" in makefile
 
 
 def test_log_wait_always_fits_in_the_triage_timeout() -> None:
