@@ -8,6 +8,7 @@ shorthand written in template.yaml.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 from tests.template.template_model import (
     FUNCTIONS,
@@ -113,6 +115,9 @@ import importlib, importlib.util, os, sys
 module, attr, build, runtime = sys.argv[1:5]
 sys.path[:0] = [build, runtime]
 assert callable(getattr(importlib.import_module(module), attr)), f"{module}.{attr} is not callable"
+import boto3, botocore
+for sdk in (boto3, botocore):  # the bundled SDK shadows the runtime's
+    assert sdk.__file__.startswith(build + os.sep), f"{sdk.__name__} imported from {sdk.__file__}"
 # Every module that came from the build came with its bytecode: 3.12's magic number, and
 # unchecked-hash (flags 0b01): never compared with the source, whatever the zip did to mtimes.
 loaded = [m for m in list(sys.modules.values()) if (getattr(m, "__file__", None) or "").startswith(build + os.sep)]
@@ -209,6 +214,20 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
         assert not uncompiled, f"{fn}: {len(uncompiled)} modules without a cpython-312 .pyc: {uncompiled[:10]}"
         assert not [p for p in built.rglob("*.pyc") if "cpython-312" not in p.name], f"{fn}: foreign .pyc"
         assert not list((built / "incident_responder").rglob("tests")), f"{fn}: tests shipped"
+        # boto3 is bundled and matches the bundled botocore (aws-xray-sdk pulls botocore in; the
+        # runtime's older boto3 over it would be a mismatched pair).
+        dists = {d.metadata["Name"].lower(): d for d in importlib.metadata.distributions(path=[str(built)])}
+        assert {"boto3", "botocore", "s3transfer"} <= set(dists), f"{fn}: boto3 not bundled: {sorted(dists)}"
+        botocore_pins = [
+            Requirement(r) for r in dists["boto3"].requires or []
+            if Requirement(r).name == "botocore" and Requirement(r).marker is None
+        ]
+        assert botocore_pins, f"{fn}: boto3 {dists['boto3'].version} declares no botocore requirement"
+        for pin in botocore_pins:
+            assert pin.specifier.contains(dists["botocore"].version, prereleases=True), (
+                f"{fn}: bundled boto3 {dists['boto3'].version} wants {pin}, "
+                f"bundled botocore is {dists['botocore'].version}"
+            )
 
 
 # ---------------------------------------------------------------- functions
