@@ -7,10 +7,14 @@ procedure done by a script: read the whole log stream from its head, the whole e
 history, then classify everything.
 
 The handler's cold import (`-X importtime`, cumulative) is measured where the function runs:
-CPython 3.12 with functions/requirements.txt unpacked as `sam build` packages it (no bytecode),
-the boto3/botocore that Lambda's python3.12 runtime provides, and nothing else on sys.path. That
-environment is built on first use in .bench-env/ (needs python3.12 and a package index). The same
-package with bytecode, and the dev venv, are measured too, as separate rows.
+CPython 3.12 with the package `sam build` ships (built by the same `make -C functions
+build-TriageFunction` that sam build runs: the requirements, our package and its CPython 3.12
+bytecode), then the boto3/botocore that Lambda's python3.12 runtime provides, and nothing else on
+sys.path. The package bundles boto3 and botocore, so the runtime's come after them on sys.path and
+are shadowed: boto3 is imported from the package, as in Lambda. Comparison rows: the same
+requirements as sam build's default python_pip builder packs them (no bytecode, so every cold
+start compiles), and the dev venv. The Lambda environments are built in .bench-env/ (needs
+python3.12, make and a package index) and rebuilt when functions/ changes.
 
     python bench/triage_latency.py [--runs 50] [--log-lines 5000] [--json OUT]
     python bench/triage_latency.py --import-only [--import-repeats 7]
@@ -184,10 +188,8 @@ FIRST_EVENT_MODULES = ("incident_responder.classify", "incident_responder.report
 # python3.12 and python3.13 functions printed in August 2025, reported in
 # https://github.com/terricain/aioboto3/issues/381. BENCH_LAMBDA_BOTO3=X.Y.Z overrides it.
 LAMBDA_RUNTIME_BOTO3 = os.environ.get("BENCH_LAMBDA_BOTO3", "1.38.36")
-# The wheel platforms `sam build` (aws-lambda-builders, python_pip) accepts for x86_64.
-LAMBDA_PLATFORMS = ("manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64",
-                    "manylinux_2_28_x86_64", "manylinux_2_34_x86_64", "linux_x86_64", "any")
 BENCH_ENV = ROOT / ".bench-env"
+FUNCTIONS = ROOT / "functions"
 
 
 def find_python312() -> str:
@@ -203,41 +205,85 @@ def find_python312() -> str:
                      "pyenv install 3.12, or put python3.12 on PATH")
 
 
-def lambda_environment() -> Path:
-    """A folder laid out like the deployed TriageFunction, built once and cached in .bench-env/.
+def _sources_digest() -> str:
+    """What a function's build depends on: functions/Makefile, requirements.txt and our package."""
+    digest = hashlib.sha256()
+    files = [FUNCTIONS / "Makefile", FUNCTIONS / "requirements.txt",
+             *sorted(p for p in (FUNCTIONS / "incident_responder").rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")]
+    for path in files:
+        digest.update(str(path.relative_to(FUNCTIONS)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
-    task/     what `sam build` puts in /var/task: functions/requirements.txt unpacked from
-              Lambda-compatible wheels with no bytecode (aws-lambda-builders unzips wheels and
-              excludes *.pyc and __pycache__), plus our package, copied afresh on every run.
-    runtime/  what the python3.12 runtime adds after /var/task on sys.path: boto3 and botocore
-              LAMBDA_RUNTIME_BOTO3 (compiled, as the runtime ships them). The botocore that
-              aws-xray-sdk pulls into task/ shadows the runtime's, as it does in Lambda.
+
+def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build into target unless a complete build is there; drop older builds of the same kind."""
+    if not (target / ".complete").is_file():
+        for old in target.parent.glob(target.name.rsplit("-", 1)[0] + "-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        print(f"building {target.relative_to(ROOT)} ...", file=sys.stderr)
+        build(target)
+        (target / ".complete").write_text("")
+    return target
+
+
+def lambda_environment() -> dict[str, Path | str]:
+    """Folders laid out like the deployed TriageFunction, built in .bench-env/ and rebuilt only
+    when functions/Makefile, functions/requirements.txt or the package change.
+
+    shipped   what `sam build` puts in /var/task: `make -C functions build-TriageFunction`, the
+              target sam build runs (functions/Makefile): the requirements (boto3 included) from
+              Lambda-compatible wheels, our package, and CPython 3.12 unchecked-hash .pyc.
+    python_pip  the same requirements and package as sam build's default python_pip builder packs
+              them (aws-lambda-builders, run here as sam build runs it): wheels unzipped, every
+              *.pyc and __pycache__ left out. The comparison row: what we shipped before.
+    runtime   what the python3.12 runtime adds after /var/task on sys.path: boto3 and botocore
+              LAMBDA_RUNTIME_BOTO3 (compiled, as the runtime ships them). Both packages bundle
+              boto3 and botocore (functions/requirements.txt), which come first on sys.path and
+              shadow the runtime's: boto3 is imported from the package, as it is in Lambda.
     """
     python = find_python312()
-    requirements = (ROOT / "functions" / "requirements.txt").read_bytes()
-    key = hashlib.sha256(requirements + LAMBDA_RUNTIME_BOTO3.encode() + repr(LAMBDA_PLATFORMS).encode()).hexdigest()
-    env_dir = BENCH_ENV / f"lambda-py312-{key[:12]}"
-    if not (env_dir / ".complete").is_file():
-        shutil.rmtree(env_dir, ignore_errors=True)
-        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
-        print(f"building {env_dir.relative_to(ROOT)} (once) ...", file=sys.stderr)
-        subprocess.run([*pip, "--no-compile", "--target", str(env_dir / "task"), "--only-binary=:all:",
-                        "--implementation", "cp", "--python-version", "3.12", *platforms,
-                        "-r", str(ROOT / "functions" / "requirements.txt")], check=True)
-        subprocess.run([*pip, "--target", str(env_dir / "runtime"), f"boto3=={LAMBDA_RUNTIME_BOTO3}",
+    key = _sources_digest()
+
+    def make(target: Path) -> None:
+        subprocess.run(["make", "--no-print-directory", "-C", str(FUNCTIONS), "build-TriageFunction",
+                        f"ARTIFACTS_DIR={target}", f"PYTHON312={python}"], check=True, stdout=subprocess.DEVNULL)
+
+    def python_pip(target: Path) -> None:
+        from aws_lambda_builders.builder import LambdaBuilder
+
+        scratch = target.with_name(target.name + ".scratch")
+        shutil.rmtree(scratch, ignore_errors=True)
+        LambdaBuilder(language="python", dependency_manager="pip", application_framework=None).build(
+            str(FUNCTIONS), str(target), str(scratch), str(FUNCTIONS / "requirements.txt"),
+            runtime="python3.12", executable_search_paths=[str(Path(python).parent)], architecture="x86_64")
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    def runtime(target: Path) -> None:
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--target", str(target), f"boto3=={LAMBDA_RUNTIME_BOTO3}",
                         f"botocore=={LAMBDA_RUNTIME_BOTO3}"], check=True)
-        (env_dir / ".python").write_text(python)
-        (env_dir / ".complete").write_text("")
-    package = env_dir / "task" / "incident_responder"
-    shutil.rmtree(package, ignore_errors=True)
-    shutil.copytree(ROOT / "functions" / "incident_responder", package,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for stale in [*(env_dir / "task").rglob("__pycache__")]:
-        shutil.rmtree(stale)  # the deployed package has none
-    (env_dir / "skeleton").mkdir(exist_ok=True)
-    (env_dir / "skeleton" / "powertools_skeleton.py").write_text(POWERTOOLS_SKELETON)
-    return env_dir
+
+    def skeleton(target: Path, compiled: bool) -> Path:
+        """The Powertools skeleton as a module of the package: with its .pyc in the shipped one."""
+        target.mkdir(parents=True, exist_ok=True)
+        source = target / "powertools_skeleton.py"
+        if not source.is_file() or source.read_text() != POWERTOOLS_SKELETON:
+            shutil.rmtree(target / "__pycache__", ignore_errors=True)
+            source.write_text(POWERTOOLS_SKELETON)
+        if compiled:
+            subprocess.run([python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
+                           check=True)
+        return target
+
+    return {
+        "python": python,
+        "shipped": _build_once(BENCH_ENV / f"shipped-{key}", make),
+        "python_pip": _build_once(BENCH_ENV / f"python-pip-{key}", python_pip),
+        "runtime": _build_once(BENCH_ENV / f"runtime-boto3-{LAMBDA_RUNTIME_BOTO3}", runtime),
+        "skeleton_pyc": skeleton(BENCH_ENV / "skeleton-pyc", compiled=True),
+        "skeleton_src": skeleton(BENCH_ENV / "skeleton-src", compiled=False),
+    }
 
 
 def import_environments() -> list[dict[str, Any]]:
@@ -247,22 +293,24 @@ def import_environments() -> list[dict[str, Any]]:
     base.update({"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "INCIDENT_TABLE": "incidents",
                  "AWS_LAMBDA_FUNCTION_NAME": "incident-responder-triage",
                  "POWERTOOLS_SERVICE_NAME": "incident-responder"})
-    env_dir = lambda_environment()
-    python = (env_dir / ".python").read_text()
-    lambda_path = os.pathsep.join(str(env_dir / d) for d in ("task", "skeleton", "runtime"))
-    lambda_base = {**base, "PYTHONPATH": lambda_path, "LAMBDA_TASK_ROOT": str(env_dir / "task")}
+    built = lambda_environment()
+
+    def in_lambda(task: Path, skeleton: Path) -> dict[str, str]:
+        # -S: nothing on sys.path but the stdlib, /var/task and the runtime's boto3. /var/task is
+        # read-only in Lambda: bytecode is read from the package if it is there, never written.
+        return {**base, "PYTHONPATH": os.pathsep.join(map(str, (task, skeleton, built["runtime"]))),
+                "LAMBDA_TASK_ROOT": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
+
     dev_skeleton = BENCH_ENV / "dev-skeleton"
     dev_skeleton.mkdir(parents=True, exist_ok=True)
     (dev_skeleton / "powertools_skeleton.py").write_text(POWERTOOLS_SKELETON)
     return [
-        {"name": "lambda", "label": "Lambda python3.12 as `sam build` ships it (no .pyc in /var/task)",
-         # -S: nothing on sys.path but the stdlib, task/ and runtime/. /var/task is read-only in
-         # Lambda, so the bytecode compiled on a cold start is never written.
-         "argv": [python, "-S"], "prelude": "",
-         "env": {**lambda_base, "PYTHONDONTWRITEBYTECODE": "1"}, "warm_up": False},
-        {"name": "lambda_pyc", "label": "  same, if the package shipped bytecode (.pyc)",
-         "argv": [python, "-S"], "prelude": "",
-         "env": {**lambda_base, "PYTHONPYCACHEPREFIX": str(env_dir / "pycache")}, "warm_up": True},
+        {"name": "lambda", "label": "Lambda python3.12, as `sam build` ships it (.pyc, boto3 bundled)",
+         "argv": [built["python"], "-S"], "prelude": "",
+         "env": in_lambda(built["shipped"], built["skeleton_pyc"]), "warm_up": False},
+        {"name": "lambda_no_pyc", "label": "  without bytecode (sam build's default python_pip build)",
+         "argv": [built["python"], "-S"], "prelude": "",
+         "env": in_lambda(built["python_pip"], built["skeleton_src"]), "warm_up": False},
         {"name": "dev", "label": f"dev venv (Python {sys.version_info[0]}.{sys.version_info[1]}, .pyc, no awscrt)",
          # Lambda's runtime has no awscrt, which botocore imports wherever it is installed
          # (aws-sam-cli installs it here); pyOpenSSL and cryptography (moto, sam-cli) stay, and
@@ -331,15 +379,16 @@ def print_import_table(figures: dict[str, Any]) -> None:
     print(f"\nhandler cold import: cumulative -X importtime (ms), median of {figures['import_repeats']}, interleaved")
     print(f"{'environment':<68} {'handler':>7} {'skeleton':>8} {'boto3':>6} {'+1st event':>10}  target  met")
     for name, row in figures["import_envs"].items():
-        label = ("  " if name == "lambda_pyc" else "") + row["label"]
+        label = ("  " if name == "lambda_no_pyc" else "") + row["label"]
         print(f"{label:<68} {row['handler_ms']:>7.0f} {row['skeleton_ms']:>8.0f} {row['boto3_ms']:>6.0f} "
               f"{row['first_event_ms']:>10.0f}  < {target:.0f}  {'yes' if row['handler_ms'] < target else 'NO'}")
     print("skeleton: the handler's Powertools set-up (Logger, Tracer, Metrics, idempotency on DynamoDB) around an "
           "empty handler. +1st event: core modules handle_event imports on the first event (classify, report, "
           "sinks, store, clients), paid in the first invocation, not in the handler's figure.")
-    print(f"Lambda rows: {Path(figures['import_envs']['lambda']['python']).name}, functions/requirements.txt "
-          f"unpacked as `sam build` does, boto3/botocore {figures['lambda_runtime_boto3']} as the runtime's "
-          f"(botocore from aws-xray-sdk in the package shadows it), nothing else on sys.path.")
+    print(f"Lambda rows: {Path(figures['import_envs']['lambda']['python']).name}, the package built as `sam build` "
+          f"builds it (functions/Makefile; python_pip for the comparison row), boto3/botocore "
+          f"{figures['lambda_runtime_boto3']} as the runtime's after it on sys.path (shadowed by the boto3 and "
+          f"botocore the package bundles), nothing else on sys.path.")
 
 
 def main(argv: list[str] | None = None) -> int:
