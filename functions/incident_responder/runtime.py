@@ -7,8 +7,13 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .clients import make_clients
 from .evidence import GatherSettings
 from .models import Notification
+from .redact import redact
+from .sinks import SlackWebhookSink, SnsParams, SnsSink, StdoutParams, StdoutSink
+from .store import IncidentStore
+from .triage import Runtime
 
 
 class ResponderSettings(BaseModel):
@@ -64,32 +69,20 @@ class UnavailableSink:
 
 
 def build_sinks(settings: ResponderSettings, clients: Any, *, stdout: bool = False) -> list[Any]:
-    from .redact import redact
-
     sinks: list[Any] = []
     if settings.slack_webhook_secret_arn:
-        from .sinks import SlackWebhookSink
-
         try:
             sinks.append(SlackWebhookSink.from_secret(clients.secretsmanager, settings.slack_webhook_secret_arn))
         except Exception as exc:  # noqa: BLE001 - Slack down must not stop the SNS report
             sinks.append(UnavailableSink("slack", redact(f"Slack webhook secret unusable: {exc}")[:500]))
     if settings.sns_topic_arn:
-        from .sinks import SnsParams, SnsSink
-
         sinks.append(SnsSink(SnsParams(topic_arn=settings.sns_topic_arn), clients.sns))
     if stdout:
-        from .sinks import StdoutParams, StdoutSink
-
         sinks.append(StdoutSink(StdoutParams()))
     return sinks
 
 
 def build_runtime(settings: ResponderSettings, *, clients: Any = None, stdout: bool = False, **overrides: Any):
-    from .clients import make_clients
-    from .store import IncidentStore
-    from .triage import Runtime
-
     clients = clients or make_clients(region=settings.region, endpoint_url=settings.endpoint_url)
     store = IncidentStore(clients.dynamodb, settings.incident_table) if settings.incident_table else None
     return Runtime(

@@ -10,6 +10,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .classify import classify
 from .evidence import GatherSettings, gather, parse_ecr_uri
 from .evidence.base import TRAINING_LOG_GROUP
 from .intake import Ignored, KnownGoodImage, parse_event
@@ -23,6 +24,8 @@ from .models import (
     Notification,
 )
 from .redact import redact_data
+from .report import console_links
+from .sinks.base import notify, notify_intake_error
 
 MAX_REASON_LINES = 20
 
@@ -73,14 +76,10 @@ def handle_event(raw: Any, runtime: Runtime) -> Outcome:
 
 def triage_failure(event: FailureEvent, runtime: Runtime) -> Incident:
     """Gather, redact, classify: the incident as it would be reported (no side effects but reads)."""
-    from .classify import classify
-
     evidence = redact_evidence(gather(event, runtime.clients, runtime.gather_settings, sleep=runtime.sleep))
     names = incident_names(event, evidence)
     text, sources = compose_document(event, evidence)
     diagnosis = attach_sources(classify(text, names=names), sources)
-    from .report import console_links
-
     return Incident(
         key=incident_key(event, evidence),
         event=event,
@@ -105,8 +104,6 @@ def _triage(event: FailureEvent, runtime: Runtime) -> Outcome:
         # SageMaker can send several events for one failure, and the pipeline's execution fails
         # with the job: one incident, one report.
         return Outcome(outcome="duplicate", detail="incident already reported; event linked", **verdict)
-    from .sinks.base import notify
-
     notifications = notify(runtime.sinks, incident)
     incident = incident.model_copy(update={"notifications": notifications})
     if runtime.store is not None:
@@ -117,8 +114,6 @@ def _triage(event: FailureEvent, runtime: Runtime) -> Outcome:
 def _reject(error: IntakeError, runtime: Runtime) -> Outcome:
     if runtime.store is not None:
         runtime.store.record_intake_error(error)
-    from .sinks.base import notify_intake_error
-
     notifications = notify_intake_error(runtime.sinks, error)
     return Outcome(
         outcome="intake_error",

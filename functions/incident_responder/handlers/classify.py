@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..classify import classify
+from ..classify import classify, load_catalog
+
+# Parse and compile the rules in Lambda's init phase, not in the first invocation.
+load_catalog()
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

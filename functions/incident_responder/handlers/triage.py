@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..classify import load_catalog
 from ..redact import RedactingFormatter
 from ..runtime import ResponderSettings, build_runtime
 from ..triage import Runtime, handle_event
@@ -29,6 +30,8 @@ _idempotency = IdempotencyConfig(
 )
 _persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("INCIDENT_TABLE", "incidents"))
 _runtime: Runtime | None = None
+# Parsing and compiling the rules takes ~150 ms: pay it in Lambda's init phase, not in the first incident.
+load_catalog()
 
 
 def runtime() -> Runtime:
