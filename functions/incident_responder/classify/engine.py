@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from string import Formatter
 
@@ -77,16 +77,16 @@ class _Document:
     def line_text(self, start: int, end: int) -> str:
         return self.decode(start, end).rstrip("\r")
 
-    def following_lines(self, start: int, count: int) -> list[str]:
-        lines, pos = [], start
+    def following_lines(self, start: int, count: int) -> Iterator[str]:
+        """Up to `count` lines from `start`, decoded one at a time as the caller reads them."""
+        pos = start
         for _ in range(count):
             if pos > len(self.data):
                 break
             end = self.data.find(b"\n", pos)
             end = len(self.data) if end == -1 else end
-            lines.append(self.line_text(pos, end))
+            yield self.line_text(pos, end)
             pos = end + 1
-        return lines
 
     def region(self, start: int, end: int, window: int) -> str:
         lo = start
@@ -201,9 +201,8 @@ def _match_line(raw: str, rule_indexes: list[int], catalog: Catalog) -> tuple[bo
 def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:
     parsed = []
     for start, line_no in headers[:MAX_TRACEBACKS]:
-        lines = doc.following_lines(start, 400)
-        column = max(lines[0].lower().find(TRACEBACK_KEY), 0)
-        parsed.append(parse_traceback(lines, line_no, column))
+        column = max(doc.line_text(*doc.line_bounds(start)).lower().find(TRACEBACK_KEY), 0)
+        parsed.append(parse_traceback(doc.following_lines(start, 400), line_no, column))
     return parsed
 
 

@@ -12,13 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-try:  # Python 3.11+: the parser lives in re._parser; sre_parse is its deprecated alias.
-    from re import _constants as _sre_c
-    from re import _parser as _sre_parse
-except ImportError:  # pragma: no cover - older interpreters
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
-
+from incident_responder.classify.text import _sre_c, parse_pattern
 from incident_responder.models import Category
 
 #: The names an investigation command may use, e.g. ``aws logs tail {log_group}``.
@@ -42,7 +36,8 @@ SnakeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 
 def _check_regex(pattern: str) -> str:
     try:
-        re.compile(pattern)
+        # with the engine's flag, so the catalog's own compile of the pattern is a cache hit
+        re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise ValueError(f"bad regex {pattern!r}: {exc}; fix the pattern (it is a Python `re` pattern)") from exc
     return pattern
@@ -67,7 +62,7 @@ def _has_unbounded_gap(items) -> bool:
 def _check_matching_regex(pattern: str) -> str:
     """A pattern that rules match against log lines: valid, and linear on long lines."""
     _check_regex(pattern)
-    if not pattern.startswith("^") and _has_unbounded_gap(list(_sre_parse.parse(pattern))):
+    if not pattern.startswith("^") and _has_unbounded_gap(list(parse_pattern(pattern))):
         # An unanchored `A.*B` costs (occurrences of A) x (line length): quadratic on a long
         # line that repeats A. A bounded gap keeps it linear.
         raise ValueError(f"pattern {pattern!r} has an unbounded gap (.* or .+); write .{{0,400}}? instead "
@@ -174,7 +169,7 @@ class Rule(_Strict):
             raise ValueError("a rule needs either `patterns` (line rule) or `traceback` (traceback rule), not both")
         if self.from_groups:
             for p in self.patterns:
-                groups = re.compile(p).groupindex
+                groups = re.compile(p, re.IGNORECASE).groupindex
                 if "category" not in groups or "cause" not in groups:
                     raise ValueError(f"from_groups rule pattern {p!r} needs named groups (?P<category>) and (?P<cause>)")
         return self

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-
-try:  # Python 3.11+: the parser lives in re._parser; sre_parse is its deprecated alias.
-    from re import _constants as _sre_c
-    from re import _parser as _sre_parse
-except ImportError:  # pragma: no cover - older interpreters
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+from functools import lru_cache
+from re import _constants as _sre_c  # Python 3.11+ (pyproject); sre_constants is the deprecated alias
+from re import _parser as _sre_parse
+from typing import Iterable, Iterator
 
 # Masks turn the parts of a line that differ between incidents (ids, digests, accounts,
 # install prefixes, home directories) into stable tokens, so a rule written for one log
@@ -125,15 +122,17 @@ class Traceback:
         return self.frames[-1].line if self.frames else self.start
 
 
-def parse_traceback(lines: list[str], start_line: int, marker_col: int) -> Traceback:
+def parse_traceback(lines: Iterable[str], start_line: int, marker_col: int) -> Traceback:
     """Parse a traceback from the lines following its header.
 
-    `lines[0]` is the header line; `marker_col` is where "Traceback" starts in it, so a
-    prefix shared by every line (a container name, a log timestamp) can be stripped.
+    The first line is the header; `marker_col` is where "Traceback" starts in it, so a
+    prefix shared by every line (a container name, a log timestamp) can be stripped. Lines
+    are read only up to the traceback's end, so `lines` may be a lazy iterator.
     """
-    prefix = lines[0][:marker_col]
+    it: Iterator[str] = iter(lines)
+    prefix = next(it)[:marker_col]
     tb = Traceback(start=start_line)
-    for offset, raw in enumerate(lines[1:], start=1):
+    for offset, raw in enumerate(it, start=1):
         body = raw[len(prefix):] if prefix and raw.startswith(prefix) else raw
         if _FRAME.match(body):
             tb.frames.append(Frame(start_line + offset, body.strip()))
@@ -155,6 +154,13 @@ def parse_traceback(lines: list[str], start_line: int, marker_col: int) -> Trace
 # ------------------------------------------------------------------ prefilter literals
 
 
+@lru_cache(maxsize=1024)
+def parse_pattern(pattern: str):
+    """The parse tree of a rule pattern (as the engine compiles it: case-insensitive), parsed once
+    for the catalog's checks and its literal extraction. Callers only read it."""
+    return _sre_parse.parse(pattern, re.IGNORECASE)
+
+
 def required_literals(pattern: str) -> list[str] | None:
     """Literal substrings of which at least one appears in every match of `pattern`.
 
@@ -163,7 +169,7 @@ def required_literals(pattern: str) -> list[str] | None:
     `keywords`). The literals are lowercased: the prefilter runs on lowercased text.
     """
     try:
-        parsed = _sre_parse.parse(pattern, re.IGNORECASE)
+        parsed = parse_pattern(pattern)
     except re.error:
         return None
     best = _best_in_sequence(list(parsed))
