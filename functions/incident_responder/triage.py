@@ -23,7 +23,7 @@ from .models import (
     IntakeError,
     Notification,
 )
-from .redact import redact_data
+from .redact import redact_model
 from .report import console_links
 from .sinks.base import notify, notify_intake_error
 
@@ -205,4 +205,4 @@ def attach_sources(diagnosis: Diagnosis, sources: list[str]) -> Diagnosis:
 
 def redact_evidence(evidence: Evidence) -> Evidence:
     """Secrets in logs never reach the classifier, the store, the sinks or our own logs."""
-    return Evidence.model_validate(redact_data(evidence.model_dump(mode="json")))
+    return redact_model(evidence)

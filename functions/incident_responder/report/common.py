@@ -4,6 +4,7 @@ terminal never disagree."""
 from __future__ import annotations
 
 from ..models import Incident, IntakeError
+from ..redact import redact_model
 from .links import console_links
 
 LINK_LABELS: dict[str, str] = {
@@ -14,6 +15,21 @@ LINK_LABELS: dict[str, str] = {
     "state_machine": "State machine",
     "ecr_repository": "ECR repository",
 }
+
+
+def redacted(incident: Incident) -> Incident:
+    """The incident with every string a report can show redacted, for the renderers.
+
+    The log tails' lines are dropped first: no report shows them (the diagnosis carries the lines
+    that matter), and they are up to LogTailBytes per stream, which made redacting them again in
+    every renderer most of a render's time.
+    """
+    logs = incident.evidence.logs
+    if logs is not None and any(s.lines for s in logs.streams):
+        logs = logs.model_copy(update={"streams": [s.model_copy(update={"lines": []}) for s in logs.streams]})
+        incident = incident.model_copy(update={"evidence": incident.evidence.model_copy(update={"logs": logs})})
+    return redact_model(incident)
+
 
 # Aborted runs were usually stopped by a person; timeouts and failures were not.
 _LOW_SEVERITY_STATUSES = {"ABORTED", "STOPPED"}

@@ -116,7 +116,7 @@ def render_slack(incident: Incident) -> dict[str, Any]:
 
     Redacts first, so that no truncation can leave half a secret behind.
     """
-    incident = redact_model(incident)
+    incident = common.redacted(incident)
     diagnosis = incident.diagnosis
     verdict, confidence = common.verdict(incident), common.confidence_pct(incident)
     blocks: list[Block] = [

@@ -90,7 +90,7 @@ def _string(value: str) -> dict[str, str]:
 
 
 def render_sns(incident: Incident) -> SnsMessage:
-    incident = redact_model(incident)
+    incident = common.redacted(incident)
     diagnosis = incident.diagnosis
     return SnsMessage(
         subject=sns_subject(f"[3DGS] {common.verdict(incident)}: {incident.event.subject_name}"),

@@ -44,7 +44,7 @@ def _wrap_facts(facts: list[tuple[str, str]]) -> list[str]:
 
 def render_text(incident: Incident, *, color: bool = False) -> str:
     """The CLI's report; secrets are redacted before anything is laid out."""
-    incident = redact_model(incident)
+    incident = common.redacted(incident)
     paint = _Painter(color)
     diagnosis = incident.diagnosis
     out: list[str] = [
