@@ -194,6 +194,16 @@ class Incident(_Frozen):
     linked_event_ids: list[str] = []
     notifications: list[Notification] = []
 
+    def without_log_lines(self) -> "Incident":
+        """The incident without its log tails' lines (stream names kept): what reports show and the
+        record keeps. The tails are up to LogTailBytes (1 MiB), more than a DynamoDB item holds, and
+        stay in CloudWatch; the diagnosis keeps the lines that decided it."""
+        logs = self.evidence.logs
+        if logs is None or not any(s.lines for s in logs.streams):
+            return self
+        logs = logs.model_copy(update={"streams": [s.model_copy(update={"lines": []}) for s in logs.streams]})
+        return self.model_copy(update={"evidence": self.evidence.model_copy(update={"logs": logs})})
+
 
 class IntakeError(_Frozen):
     """An event the responder could not use. Recorded and alerted, never retried."""

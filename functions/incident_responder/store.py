@@ -38,7 +38,7 @@ class IncidentStore:
                     "category": {"S": incident.diagnosis.category.value},
                     "cause": {"S": incident.diagnosis.cause},
                     "event_ids": {"SS": [incident.event.event_id]},
-                    "incident": {"S": incident.model_dump_json()},
+                    "incident": {"S": incident.without_log_lines().model_dump_json()},
                 },
                 ConditionExpression="attribute_not_exists(id)",
             )

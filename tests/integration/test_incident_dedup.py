@@ -73,3 +73,32 @@ def test_job_event_then_pipeline_event_make_one_incident_and_one_report(aws_clie
     assert first.outcome == "reported" and first.cause == "module_not_found"
     assert second.outcome == "duplicate" and second.incident_key == first.incident_key
     assert len(slack_receiver.requests) == 1
+
+
+def test_an_incident_with_the_largest_log_tail_is_recorded_and_reported(aws_clients, emulator, slack_receiver):
+    # LogTailBytes may be up to 1 MiB; a DynamoDB item at most 400 KB. The record must not hold the tail.
+    job = f"3dgs-big-tail-{uuid.uuid4().hex[:8]}"
+    create_training_job(aws_clients, job, image_uri=push_images(aws_clients, "spaceport/3dgs", ["latest"])[0])
+    emulator.fail_training_job(job, "AlgorithmError: , exit code: 1", region=REGION)
+    progress = [f"step={i}/30000 loss=0.0421 psnr=27.31 gaussians={1_000_000 + i} steps_per_s=41.2 eta=9m"
+                for i in range(12_000)]
+    write_training_log(aws_clients, job, [*progress, "ModuleNotFoundError: No module named 'gsplat'"])
+    table = f"incidents-{uuid.uuid4().hex[:8]}"
+    create_incident_table(aws_clients, table)
+    secret = aws_clients.secretsmanager.create_secret(
+        Name=f"slack-{uuid.uuid4().hex[:8]}", SecretString=slack_receiver.url)["ARN"]
+    runtime = build_runtime(ResponderSettings(region=REGION, endpoint_url=emulator.url, incident_table=table,
+                                              slack_webhook_secret_arn=secret, log_wait_seconds=0,
+                                              log_tail_bytes=1_048_576), clients=aws_clients)
+
+    outcome = handle_event(training_job_event(aws_clients.sagemaker.describe_training_job(TrainingJobName=job),
+                                              REGION), runtime)
+
+    assert outcome.outcome == "reported" and outcome.cause == "module_not_found"
+    assert sum(len(line) + 1 for s in outcome.incident.evidence.logs.streams for line in s.lines) > 800_000
+    item = aws_clients.dynamodb.get_item(TableName=table, Key={"id": {"S": "incident#" + outcome.incident_key}})
+    record = json.loads(item["Item"]["incident"]["S"])
+    assert record["diagnosis"]["cause"] == "module_not_found"
+    assert [s["stream"] for s in record["evidence"]["logs"]["streams"]] == [
+        s.stream for s in outcome.incident.evidence.logs.streams]
+    assert len(slack_receiver.requests) == 1

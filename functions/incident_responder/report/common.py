@@ -18,17 +18,9 @@ LINK_LABELS: dict[str, str] = {
 
 
 def redacted(incident: Incident) -> Incident:
-    """The incident with every string a report can show redacted, for the renderers.
-
-    The log tails' lines are dropped first: no report shows them (the diagnosis carries the lines
-    that matter), and they are up to LogTailBytes per stream, which made redacting them again in
-    every renderer most of a render's time.
-    """
-    logs = incident.evidence.logs
-    if logs is not None and any(s.lines for s in logs.streams):
-        logs = logs.model_copy(update={"streams": [s.model_copy(update={"lines": []}) for s in logs.streams]})
-        incident = incident.model_copy(update={"evidence": incident.evidence.model_copy(update={"logs": logs})})
-    return redact_model(incident)
+    """The incident with every string a report can show redacted, for the renderers. No report
+    shows the log tails (up to LogTailBytes each), so they are dropped before, not redacted again."""
+    return redact_model(incident.without_log_lines())
 
 
 # Aborted runs were usually stopped by a person; timeouts and failures were not.
