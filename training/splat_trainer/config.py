@@ -182,9 +182,6 @@ class TrainConfig(BaseModel):
         except ValidationError as exc:
             errors.extend(_errors_from_validation(exc, values))
             raise ConfigError(errors) from None
-        except _CrossFieldError as exc:
-            errors.append(HyperparameterError(exc.name, exc.value, exc.accepted))
-            raise ConfigError(errors) from None
         if errors:
             raise ConfigError(errors)
         return config

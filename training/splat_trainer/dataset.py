@@ -111,12 +111,14 @@ DISTORTED_BUT_ACCEPTED = {"SIMPLE_RADIAL", "RADIAL", "OPENCV"}
 UNSUPPORTED_DISTORTION = {"OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE", "THIN_PRISM_FISHEYE"}
 
 
-def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 8) -> Scene:
-    """Read the model and decode every image (downscaled by data_factor) into a Scene on the CPU."""
+def load_scene(channel_dir: str | Path, data_factor: int = 1, test_every: int = 8,
+               model: ColmapModel | None = None) -> Scene:
+    """Read the model (unless preflight already did: `model`) and decode every image (downscaled by
+    data_factor) into a Scene on the CPU."""
     from PIL import Image as PILImage
 
     sparse = find_sparse_dir(channel_dir)
-    model = read_model(sparse)
+    model = model if model is not None else read_model(sparse)
     if len(model.images) == 0:
         raise DatasetError(f"the COLMAP model in {sparse} has no registered images; SfM failed to register any view")
     if len(model.points3D) == 0:

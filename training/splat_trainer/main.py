@@ -173,7 +173,8 @@ def _train(cfg: TrainConfig, paths: SageMakerPaths, report: PreflightReport, *, 
     from splat_trainer.dataset import load_scene
     from splat_trainer.trainer import TrainPaths, train
 
-    scene = load_scene(paths.channel(channel), cfg.data_factor, cfg.test_every)
+    # preflight read and checked the model; a 1 M-point model takes seconds to read again
+    scene = load_scene(paths.channel(channel), cfg.data_factor, cfg.test_every, model=report.model)
     # SIGTERM (a stopped job, a spot interruption) is the trainer's: it checkpoints and
     # returns status "interrupted", which is a clean exit (0) for SageMaker.
     result = train(

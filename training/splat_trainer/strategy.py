@@ -6,8 +6,10 @@ comparison that is never true: opacities are never reset (fixed upstream after t
 `step % self.reset_every == 0 and step > 0`). Without the reset, floaters are never pruned and quality drops.
 
 `FixedDefaultStrategy` keeps gsplat's thresholds, state layout and split/duplicate/prune/reset semantics (the
-ops below are gsplat's, restated in plain PyTorch) with the fixed reset condition. It runs on any device,
-so CI exercises the exact code the GPU runs; gsplat's ops are pure PyTorch too, so nothing is lost on a GPU.
+ops below are gsplat's, restated in plain PyTorch) with the fixed reset condition. It is restated rather
+than subclassed because importing gsplat.strategy imports gsplat itself, and the CPU path (backend=torch;
+the exporter falls back too) runs where gsplat is not installed or cannot load. It runs on any device,
+so CI exercises the exact code the GPU runs; gsplat's ops are pure PyTorch too, so nothing is lost.
 MCMC (relocation needs a CUDA kernel) comes from gsplat itself; see `make_strategy`.
 """
 

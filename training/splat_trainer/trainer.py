@@ -23,9 +23,9 @@ from .dataset import Scene
 from .export import export_ply
 from .memory import estimate_gpu_memory_bytes, images_fit_on_gpu, mcmc_cap_for_memory  # noqa: F401
 from .metrics import psnr, psnr_from_mse, ssim
+from .raster_torch import SH_C0
 from .strategy import FixedDefaultStrategy, make_strategy
 
-SH_C0 = 0.28209479177387814
 PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN")
 
 
@@ -171,8 +171,7 @@ class Trainer:
         self.splats = init_splats(self.scene, cfg, self.device)
         self.lrs = learning_rates(cfg, self.scene_scale)
         self.optimizers = make_optimizers(self.splats, self.lrs, self.device)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
-            self.optimizers["means"], gamma=cfg.lr_means_final_factor ** (1.0 / cfg.max_steps))
+        self.scheduler = self._means_scheduler()
         self.strategy = make_strategy(cfg, self.backend_name, self.cap_max)
         if isinstance(self.strategy, FixedDefaultStrategy):
             self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
@@ -182,6 +181,11 @@ class Trainer:
         self.evals: dict[str, dict[str, float]] = {}
         self.train_time_s = 0.0
         self.events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0}
+
+    def _means_scheduler(self) -> torch.optim.lr_scheduler.ExponentialLR:
+        """The means' learning rate decays to lr_means_final_factor over max_steps (simple_trainer)."""
+        return torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizers["means"], gamma=self.cfg.lr_means_final_factor ** (1.0 / self.cfg.max_steps))
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -216,8 +220,7 @@ class Trainer:
         self.optimizers = make_optimizers(self.splats, self.lrs, self.device)
         for k, o in self.optimizers.items():
             o.load_state_dict(payload["optimizers"][k])
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
-            self.optimizers["means"], gamma=self.cfg.lr_means_final_factor ** (1.0 / self.cfg.max_steps))
+        self.scheduler = self._means_scheduler()
         self.scheduler.load_state_dict(payload["scheduler"])
         self.strategy_state = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v)
                                for k, v in payload["strategy_state"].items()}
