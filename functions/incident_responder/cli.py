@@ -107,30 +107,43 @@ def _demo(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _triage(args: argparse.Namespace, stdout: TextIO) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from pydantic import ValidationError
 
+    from .delivery import DeliveryIncomplete, JoinPending
     from .report import render_intake_error_text, render_text
+    from .respond import handle_event
     from .runtime import ResponderSettings, build_runtime
-    from .triage import handle_event
 
     try:
         text = sys.stdin.read() if str(args.event_file) == "-" else args.event_file.read_text()
         event = json.loads(text)
-    except (OSError, ValueError) as exc:
-        print(f"incident-responder triage: cannot read the event from {args.event_file}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        print(f"incident-responder triage: cannot read the event from {args.event_file}: {reason}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    settings = ResponderSettings(
-        region=args.region or (event.get("region") if isinstance(event, dict) else None),
-        endpoint_url=args.endpoint_url,
-        incident_table=args.incident_table,
-        sns_topic_arn=args.sns_topic_arn,
-        slack_webhook_secret_arn=args.slack_webhook_secret_arn,
-        log_wait_seconds=args.log_wait,
-    )
+    try:
+        settings = ResponderSettings(
+            region=args.region or (event.get("region") if isinstance(event, dict) else None),
+            endpoint_url=args.endpoint_url,
+            incident_table=args.incident_table,
+            sns_topic_arn=args.sns_topic_arn,
+            slack_webhook_secret_arn=args.slack_webhook_secret_arn,
+            log_wait_seconds=args.log_wait,
+        )
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            option = "--" + str(error["loc"][0]).replace("_seconds", "").replace("_", "-")
+            print(f"incident-responder triage: {option}: {error['msg']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         outcome = handle_event(event, build_runtime(settings))
-    except (BotoCoreError, ClientError) as exc:
-        print(f"incident-responder triage: AWS call failed: {exc}. Check your credentials "
+    except (DeliveryIncomplete, JoinPending) as exc:
+        print(f"incident-responder triage: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - botocore's configuration errors (profile, region) too
+        from .redact import redact
+
+        print(f"incident-responder triage: AWS call failed: {redact(str(exc))}. Check your credentials "
               "(aws sts get-caller-identity) and --region/--endpoint-url.", file=sys.stderr)
         return EXIT_FAILED
     if args.format == "json":
@@ -141,11 +154,25 @@ def _triage(args: argparse.Namespace, stdout: TextIO) -> int:
         print(render_intake_error_text(outcome.intake_error), file=stdout)
     else:
         print(f"{outcome.outcome}: {outcome.detail}", file=stdout)
-    return EXIT_BAD_INPUT if outcome.outcome == "intake_error" else EXIT_OK
+    if outcome.outcome == "intake_error":
+        return EXIT_BAD_INPUT
+    if outcome.incident is not None and outcome.aws_failures and not _gathered_anything(outcome.incident):
+        print(f"incident-responder triage: every AWS call failed ({outcome.aws_failures}); the report above rests on "
+              "the event alone. Check your credentials (aws sts get-caller-identity) and --region/--endpoint-url.",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _gathered_anything(incident) -> bool:
+    evidence = incident.evidence
+    return any((evidence.training_job, evidence.logs, evidence.execution,
+                evidence.image is not None and evidence.image.digest))
 
 
 def _classify(args: argparse.Namespace, stdout: TextIO) -> int:
     from .classify import classify
+    from .classify.schema import TEMPLATE_NAMES
     from .redact import redact
 
     names = {}
@@ -154,7 +181,11 @@ def _classify(args: argparse.Namespace, stdout: TextIO) -> int:
         if not sep or not key:
             print(f"incident-responder classify: --name {item!r} must look like KEY=VALUE", file=sys.stderr)
             return EXIT_BAD_INPUT
-        names[key] = value
+        if key not in TEMPLATE_NAMES:
+            print(f"incident-responder classify: --name {key}: unknown name; use one of "
+                  f"{', '.join(sorted(TEMPLATE_NAMES))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        names[key] = redact(value)
     status = EXIT_OK
     for source in args.inputs:
         try:
@@ -173,6 +204,12 @@ def _classify(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _classification_text(record: dict, commands: list[str]) -> str:
+    from .report.text import printable
+
+    return printable(_classification_lines(record, commands))
+
+
+def _classification_lines(record: dict, commands: list[str]) -> str:
     lines = [f"{record['source']}: {record['category']}/{record['cause']} (confidence {record['confidence']:.2f})"]
     lines += [f"  line {e['line']}: {e['text']}" for e in record["evidence"]]
     if record["remediation"]:

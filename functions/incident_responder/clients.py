@@ -5,23 +5,48 @@ The core never creates clients; handlers and the CLI do, here, and pass them in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb")
 
 
-@dataclass
 class CallCounter:
-    """Counts API operations (not retry attempts) made through the clients."""
+    """Counts API operations (not retry attempts) made through the clients.
 
-    calls: list[str] = field(default_factory=list)
+    ``count`` is the total. ``scope()`` counts one unit of work on its own: calls made in that
+    context (and in threads started with a copy of it, as the sinks are) go to the scope's list,
+    so two incidents handled at once in one process never mix their counts.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+        self._scopes: contextvars.ContextVar[tuple[list[str], ...]] = contextvars.ContextVar("api_calls", default=())
 
     def __call__(self, model: Any = None, **kwargs: Any) -> None:
-        self.calls.append(f"{model.service_model.service_name}:{model.name}" if model else "?")
+        name = f"{model.service_model.service_name}:{model.name}" if model else "?"
+        with self._lock:
+            self.calls.append(name)
+        for scoped in self._scopes.get():
+            scoped.append(name)
+
+    @contextmanager
+    def scope(self) -> Iterator[list[str]]:
+        """Nested scopes each see their own calls and their inner scopes' calls."""
+        calls: list[str] = []
+        token = self._scopes.set((*self._scopes.get(), calls))
+        try:
+            yield calls
+        finally:
+            self._scopes.reset(token)
 
     def reset(self) -> None:
-        self.calls.clear()
+        with self._lock:
+            self.calls.clear()
 
     @property
     def count(self) -> int:
@@ -32,19 +57,22 @@ class AwsClients:
     """One client per service, created on first use: a SageMaker failure never pays for the
     Step Functions client, and the large service models load only when needed."""
 
-    def __init__(self, factory: Callable[[str], Any], counter: CallCounter) -> None:
+    def __init__(self, factory: Callable[[str], Any], counter: CallCounter, region: str | None = None) -> None:
         self._factory = factory
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self.counter = counter
+        self.region = region
 
     def __getattr__(self, service: str) -> Any:
         if service not in SERVICES:
             raise AttributeError(service)
-        if service not in self._clients:
-            client = self._factory(service)
-            client.meta.events.register("before-call", self.counter)
-            self._clients[service] = client
-        return self._clients[service]
+        with self._lock:  # sinks run on threads; one client per service
+            if service not in self._clients:
+                client = self._factory(service)
+                client.meta.events.register("before-call", self.counter)
+                self._clients[service] = client
+            return self._clients[service]
 
 
 def make_clients(
@@ -74,4 +102,4 @@ def make_clients(
             config=adaptive if service == "logs" else standard,
         )
 
-    return AwsClients(create, CallCounter())
+    return AwsClients(create, CallCounter(), region=region or session.region_name)

@@ -23,6 +23,10 @@ STEPFUNCTIONS_DETAIL_TYPE = "Step Functions Execution Status Change"
 HANDLED = {SAGEMAKER_DETAIL_TYPE: "aws.sagemaker", STEPFUNCTIONS_DETAIL_TYPE: "aws.states"}
 FAILED_EXECUTION_STATUSES = {"FAILED", "TIMED_OUT", "ABORTED"}
 RAW_EXCERPT_BYTES = 2048
+ERROR_LINE_CHARS = 600
+# AWS caps FailureReason at 1,024 characters and a Step Functions cause at 32,768; a larger value is
+# not AWS's and is cut here, so no record or report can be made to overflow.
+REASON_MAX_CHARS = 32_768
 
 
 def _epoch_ms(value: Any) -> Any:
@@ -104,6 +108,7 @@ class KnownGoodImage(BaseModel):
     """A training job completed: its image is a rollback candidate."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
+    event_id: str | None = None
     training_job_name: str
     image_uri: str
     region: str
@@ -144,6 +149,9 @@ def parse_event(raw: Any, *, ignore_state_machines: frozenset[str] = frozenset()
         parsed = model.model_validate(raw)
     except ValidationError as exc:
         return _intake_error(raw, _describe(exc, detail_type))
+    except RecursionError:
+        return _intake_error(raw, ["(event): nested too deeply to parse; an EventBridge event from AWS never is. "
+                                   "Check what produced this event."])
     if isinstance(parsed, SageMakerTrainingJobStateChange):
         return _from_sagemaker(parsed)
     return _from_stepfunctions(parsed, ignore_state_machines)
@@ -156,6 +164,7 @@ def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
         if not image:
             return Ignored(event_id=event.id, reason="completed job has no TrainingImage")
         return KnownGoodImage(
+            event_id=event.id,
             training_job_name=detail.TrainingJobName,
             image_uri=image,
             region=event.region,
@@ -172,7 +181,7 @@ def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
         status=detail.TrainingJobStatus,
         training_job_name=detail.TrainingJobName,
         training_job_arn=detail.TrainingJobArn,
-        failure_reason=redact(detail.FailureReason) if detail.FailureReason else None,
+        failure_reason=_bounded(detail.FailureReason),
         image_uri=image,
         secondary_status=detail.SecondaryStatus,
     )
@@ -185,7 +194,7 @@ def _from_stepfunctions(event: StepFunctionsExecutionStatusChange, ignore: froze
         return Ignored(event_id=event.id, reason="execution of the responder's own state machine")
     if detail.status not in FAILED_EXECUTION_STATUSES:
         return Ignored(event_id=event.id, reason=f"execution status is {detail.status}")
-    reason = redact(": ".join(part for part in (detail.error, detail.cause) if part)) or None
+    reason = _bounded(": ".join(part for part in (detail.error, detail.cause) if part))
     return FailureEvent(
         source="stepfunctions",
         event_id=event.id,
@@ -199,12 +208,21 @@ def _from_stepfunctions(event: StepFunctionsExecutionStatusChange, ignore: froze
     )
 
 
+def _bounded(text: str | None) -> str | None:
+    if not text:
+        return None
+    if len(text) <= REASON_MAX_CHARS:
+        return text
+    return text[:REASON_MAX_CHARS] + f" … [cut: {len(text)} chars]"
+
+
 def _describe(exc: ValidationError, detail_type: str) -> list[str]:
     problems = []
     for error in exc.errors(include_url=False):
         field = ".".join(str(part) for part in error["loc"]) or "(event)"
         got = error.get("input")
-        shown = json.dumps(got, default=str)[:80] if error["type"] != "missing" else "nothing"
+        # Redacted whole, then cut: a cut first could leave half a secret that no pattern knows.
+        shown = redact(_dumps(got))[:80] if error["type"] != "missing" else "nothing"
         problems.append(
             f"{field}: {error['msg']} (got {shown}). A '{detail_type}' event from EventBridge always "
             f"has this field; compare with events/ and check that nothing rewrites the event on its way."
@@ -213,19 +231,25 @@ def _describe(exc: ValidationError, detail_type: str) -> list[str]:
 
 
 def _intake_error(raw: Any, errors: list[str]) -> IntakeError:
+    """The intake path's redaction boundary: everything an IntakeError holds is redacted here."""
     as_dict = raw if isinstance(raw, dict) else {}
-    try:
-        excerpt = json.dumps(raw, default=str)[:RAW_EXCERPT_BYTES]
-    except (TypeError, ValueError):
-        excerpt = repr(raw)[:RAW_EXCERPT_BYTES]
-    return IntakeError(
-        event_id=_str_or_none(as_dict.get("id")),
-        source=_str_or_none(as_dict.get("source")),
-        detail_type=_str_or_none(as_dict.get("detail-type")),
-        errors=errors,
-        raw_excerpt=redact(excerpt),
+    error = IntakeError(
+        event_id=_field(as_dict.get("id")),
+        source=_field(as_dict.get("source")),
+        detail_type=_field(as_dict.get("detail-type")),
+        errors=[redact(problem)[:ERROR_LINE_CHARS] for problem in errors],
+        raw_excerpt=redact(_dumps(raw)[: RAW_EXCERPT_BYTES * 4])[:RAW_EXCERPT_BYTES],
     )
+    return error
 
 
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)[: RAW_EXCERPT_BYTES * 4] if not isinstance(value, (dict, list)) else (
+            f"<{type(value).__name__} too deeply nested to show>")
+
+
+def _field(value: Any) -> str | None:
+    return redact(value)[:ERROR_LINE_CHARS] if isinstance(value, str) else None

@@ -7,6 +7,7 @@ where its text came from.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
@@ -66,6 +67,109 @@ class FailureEvent(_Frozen):
         return self.event_id
 
 
+# ---------------------------------------------------------------- subject
+
+# The one ECR image URI parser: registry account, region (FIPS and China hosts too), repository,
+# tag and/or digest.
+_ECR_URI = re.compile(
+    r"^(?P<registry>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+
+class ImageRef(_Frozen):
+    """A container image as the job named it, with its ECR parts when it is an ECR image."""
+
+    uri: str
+    registry: str | None = Field(None, description="the registry's account id (ECR only)")
+    region: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+    digest: str | None = Field(None, description="sha256:..., from the URI or from ECR")
+
+    @classmethod
+    def parse(cls, uri: str, *, digest: str | None = None) -> "ImageRef":
+        match = _ECR_URI.match(uri or "")
+        if match is None:
+            return cls(uri=uri, digest=digest)
+        parts = match.groupdict()
+        return cls(uri=uri, registry=parts["registry"], region=parts["region"], repository=parts["repository"],
+                   tag=parts["tag"], digest=parts["digest"] or digest)
+
+    @property
+    def is_ecr(self) -> bool:
+        return self.repository is not None
+
+
+class Subject(_Frozen):
+    """Everything an incident is about, resolved once by evidence gathering; nothing re-derives it."""
+
+    region: str
+    account: str | None = None
+    training_job_name: str | None = None
+    training_job_arn: str | None = None
+    execution_arn: str | None = None
+    state_machine_arn: str | None = None
+    failed_state: str | None = None
+    log_group: str | None = None
+    log_streams: list[str] = []
+    image: ImageRef | None = None
+
+    @property
+    def execution_name(self) -> str | None:
+        return self.execution_arn.rsplit(":", 1)[-1] if self.execution_arn else None
+
+    def identities(self) -> list[str]:
+        """The names this failure is known by, most specific first; the incident key is the first."""
+        found = []
+        if self.training_job_name:
+            found.append(f"training-job:{self.region}:{self.training_job_name}")
+        if self.execution_arn:
+            found.append(f"execution:{self.execution_arn}")
+        return found
+
+    def template_names(self) -> dict[str, str]:
+        """Values for the investigation command templates; only what is known."""
+        names = {
+            "region": self.region,
+            "account": self.account or (self.image.registry if self.image else None),
+            "job_name": self.training_job_name,
+            "execution_arn": self.execution_arn,
+            "state_machine_arn": self.state_machine_arn,
+            "log_group": self.log_group,
+            "log_stream": self.log_streams[0] if self.log_streams else None,
+            "image_uri": self.image.uri if self.image else None,
+            "repository": self.image.repository if self.image else None,
+            "image_tag": self.image.tag if self.image else None,
+        }
+        return {key: value for key, value in names.items() if value}
+
+    def merged_with(self, other: "Subject") -> "Subject":
+        """This subject with what ``other`` knows and this one does not."""
+        update: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs and not mine:
+                update[name] = theirs
+        if self.image and other.image and not self.image.digest and other.image.digest:
+            update["image"] = self.image.model_copy(update={"digest": other.image.digest})
+        return self.model_copy(update=update) if update else self
+
+    def additions(self, other: "Subject") -> list[str]:
+        """What ``other`` adds to this subject, as labelled facts (empty: nothing new)."""
+        labels = {"training_job_name": "training job", "execution_arn": "pipeline execution",
+                  "state_machine_arn": "state machine", "failed_state": "failed state",
+                  "log_streams": "log streams", "image": "image"}
+        added = []
+        for name, label in labels.items():
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if theirs and not mine:
+                shown = theirs.uri if isinstance(theirs, ImageRef) else (
+                    ", ".join(theirs) if isinstance(theirs, list) else str(theirs))
+                added.append(f"{label}: {shown}")
+        return added
+
+
 # ---------------------------------------------------------------- evidence
 
 
@@ -99,6 +203,7 @@ class LogStreamTail(_Frozen):
     stream: str
     lines: list[str]
     truncated: bool = Field(False, description="older lines were left out to stay within the byte budget")
+    cut_events: int = Field(0, description="log events longer than the per-event cap, kept cut to their head")
 
 
 class LogEvidence(_Frozen):
@@ -130,12 +235,15 @@ class ImageEvidence(_Frozen):
 
 
 class Evidence(_Frozen):
+    subject: Subject
     training_job: TrainingJobEvidence | None = None
     logs: LogEvidence | None = None
     execution: ExecutionEvidence | None = None
     image: ImageEvidence | None = None
     missing: list[Missing] = []
     api_calls: int = 0
+    aws_failures: int = Field(0, description="AWS calls that failed (each is also a Missing item)")
+    unresolved: str | None = Field(None, description="why the subject may be incomplete (a retry may join it)")
 
 
 # ---------------------------------------------------------------- diagnosis
@@ -179,12 +287,15 @@ class Notification(_Frozen):
     ok: bool
     message_id: str | None = None
     detail: str | None = None
+    kind: Literal["alert", "follow_up", "intake_error"] = "alert"
+    recorded: bool = Field(True, description="False when the incident store could not record this delivery")
 
 
 class Incident(_Frozen):
     """The unit of dedup and of the audit trail."""
 
     key: str
+    subject: Subject
     event: FailureEvent
     evidence: Evidence
     diagnosis: Diagnosis
@@ -193,6 +304,7 @@ class Incident(_Frozen):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     linked_event_ids: list[str] = []
     notifications: list[Notification] = []
+    added: list[str] = Field([], description="what the latest linked event added (a follow-up says this)")
 
     def without_log_lines(self) -> "Incident":
         """The incident without its log tails' lines (stream names kept): what reports show and the

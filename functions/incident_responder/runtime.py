@@ -1,51 +1,69 @@
-"""Builds the triage Runtime from configuration (Lambda environment or CLI flags)."""
+"""The responder's configuration (one settings model, read once) and the Runtime built from it."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+import threading
+from typing import Any, Callable, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from .clients import make_clients
+from .delivery import Delivery
 from .evidence import GatherSettings
-from .models import Notification
-from .redact import redact
-from .sinks import SlackWebhookSink, SnsParams, SnsSink, StdoutParams, StdoutSink
+from .models import Incident, IntakeError, Notification
+from .respond import Runtime
+from .sinks import SinkConfigError, SlackWebhookSink, SnsParams, SnsSink, StdoutParams, StdoutSink
+from .sinks.base import failed
 from .store import IncidentStore
-from .triage import Runtime
+
+
+def _env(name: str, field: str) -> AliasChoices:
+    return AliasChoices(field, name)
 
 
 class ResponderSettings(BaseModel):
-    """The responder's configuration; in Lambda it comes from the template's environment."""
+    """The responder's configuration. In Lambda every value comes from the template's environment
+    (the variable names below); the CLI passes the same fields by name. One default per variable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True, populate_by_name=True)
 
-    region: str | None = None
-    endpoint_url: str | None = None
-    incident_table: str | None = None
-    sns_topic_arn: str | None = None
-    slack_webhook_secret_arn: str | None = None
-    log_tail_bytes: int = Field(65_536, ge=1_024, le=1_048_576)
-    log_wait_seconds: float = Field(60.0, ge=0, le=600)
-    ignore_state_machines: frozenset[str] = frozenset()
+    region: str | None = Field(None, validation_alias=AliasChoices("region", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    endpoint_url: str | None = Field(None, validation_alias=_env("AWS_ENDPOINT_URL", "endpoint_url"))
+    incident_table: str | None = Field(None, validation_alias=_env("INCIDENT_TABLE", "incident_table"))
+    sns_topic_arn: str | None = Field(None, validation_alias=_env("SNS_TOPIC_ARN", "sns_topic_arn"))
+    slack_webhook_secret_arn: str | None = Field(
+        None, validation_alias=_env("SLACK_WEBHOOK_SECRET_ARN", "slack_webhook_secret_arn"))
+    log_tail_bytes: int = Field(65_536, ge=1_024, le=1_048_576, validation_alias=_env("LOG_TAIL_BYTES", "log_tail_bytes"))
+    log_wait_seconds: float = Field(60.0, ge=0, le=600, validation_alias=_env("LOG_WAIT_SECONDS", "log_wait_seconds"))
+    idempotency_ttl_seconds: int = Field(
+        90_000, ge=3_600, description="longer than EventBridge's 24 h of retries",
+        validation_alias=_env("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"))
+    join_attempts: int = Field(
+        1, ge=1, le=10, description="attempts an unresolved subject waits for (Lambda: 1 + its retries)",
+        validation_alias=_env("JOIN_ATTEMPTS", "join_attempts"))
+    ignore_state_machines: frozenset[str] = Field(
+        frozenset(), validation_alias=_env("IGNORE_STATE_MACHINE_ARNS", "ignore_state_machines"))
+
+    @field_validator("region", "endpoint_url", "incident_table", "sns_topic_arn", "slack_webhook_secret_arn",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("sns_topic_arn")
+    @classmethod
+    def _is_a_topic_arn(cls, value: str | None) -> str | None:
+        return SnsParams(topic_arn=value).topic_arn if value else None
+
+    @field_validator("ignore_state_machines", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return frozenset(arn.strip() for arn in value.split(",") if arn.strip()) if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ResponderSettings":
-        values: dict[str, Any] = {
-            "region": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-            "endpoint_url": environ.get("AWS_ENDPOINT_URL") or None,
-            "incident_table": environ.get("INCIDENT_TABLE") or None,
-            "sns_topic_arn": environ.get("SNS_TOPIC_ARN") or None,
-            "slack_webhook_secret_arn": environ.get("SLACK_WEBHOOK_SECRET_ARN") or None,
-            "ignore_state_machines": frozenset(
-                arn for arn in environ.get("IGNORE_STATE_MACHINE_ARNS", "").split(",") if arn
-            ),
-        }
-        for key, env in (("log_tail_bytes", "LOG_TAIL_BYTES"), ("log_wait_seconds", "LOG_WAIT_SECONDS")):
-            if environ.get(env):
-                values[key] = environ[env]
-        return cls.model_validate(values)
+        return cls.model_validate(dict(environ))
 
     def gather_settings(self) -> GatherSettings:
         return GatherSettings(
@@ -55,26 +73,46 @@ class ResponderSettings(BaseModel):
         )
 
 
-class UnavailableSink:
-    """Stands in for a sink that could not be configured, so the failure is on the record."""
+class SlackFromSecret:
+    """The Slack sink, built from its secret on first use. A secret that cannot be read fails that
+    delivery (so the event is retried) and is read again next time: a passing Secrets Manager fault
+    never disables Slack for the container's life."""
 
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
+    name = "slack"
 
-    def send(self, _incident: Any) -> Notification:
-        return Notification(sink=self.name, ok=False, detail=self.reason)
+    def __init__(self, secretsmanager: Any, secret_id: str) -> None:
+        self._secretsmanager = secretsmanager
+        self._secret_id = secret_id
+        self._sink: SlackWebhookSink | None = None
+        self._lock = threading.Lock()
 
-    send_intake_error = send
+    def _built(self) -> SlackWebhookSink:
+        with self._lock:
+            if self._sink is None:
+                self._sink = SlackWebhookSink.from_secret(self._secretsmanager, self._secret_id)
+            return self._sink
+
+    def _deliver(self, kind: str, send: Callable[[SlackWebhookSink], Notification]) -> Notification:
+        try:
+            sink = self._built()
+        except SinkConfigError as error:
+            return failed(self.name, "Slack webhook secret unusable", error, kind=kind)  # type: ignore[arg-type]
+        return send(sink)
+
+    def send(self, incident: Incident, *, deadline: float | None = None) -> Notification:
+        return self._deliver("alert", lambda sink: sink.send(incident, deadline=deadline))
+
+    def send_follow_up(self, incident: Incident, added: list[str], *, deadline: float | None = None) -> Notification:
+        return self._deliver("follow_up", lambda sink: sink.send_follow_up(incident, added, deadline=deadline))
+
+    def send_intake_error(self, err: IntakeError, *, deadline: float | None = None) -> Notification:
+        return self._deliver("intake_error", lambda sink: sink.send_intake_error(err, deadline=deadline))
 
 
 def build_sinks(settings: ResponderSettings, clients: Any, *, stdout: bool = False) -> list[Any]:
     sinks: list[Any] = []
     if settings.slack_webhook_secret_arn:
-        try:
-            sinks.append(SlackWebhookSink.from_secret(clients.secretsmanager, settings.slack_webhook_secret_arn))
-        except Exception as exc:  # noqa: BLE001 - Slack down must not stop the SNS report
-            sinks.append(UnavailableSink("slack", redact(f"Slack webhook secret unusable: {exc}")[:500]))
+        sinks.append(SlackFromSecret(clients.secretsmanager, settings.slack_webhook_secret_arn))
     if settings.sns_topic_arn:
         sinks.append(SnsSink(SnsParams(topic_arn=settings.sns_topic_arn), clients.sns))
     if stdout:
@@ -82,14 +120,22 @@ def build_sinks(settings: ResponderSettings, clients: Any, *, stdout: bool = Fal
     return sinks
 
 
-def build_runtime(settings: ResponderSettings, *, clients: Any = None, stdout: bool = False, **overrides: Any):
+def build_runtime(
+    settings: ResponderSettings,
+    *,
+    clients: Any = None,
+    stdout: bool = False,
+    deadline: Callable[[], float | None] = lambda: None,
+    **overrides: Any,
+) -> Runtime:
     clients = clients or make_clients(region=settings.region, endpoint_url=settings.endpoint_url)
     store = IncidentStore(clients.dynamodb, settings.incident_table) if settings.incident_table else None
+    delivery = Delivery(store=store, sinks=build_sinks(settings, clients, stdout=stdout), deadline=deadline,
+                        join_attempts=settings.join_attempts)
     return Runtime(
         clients=clients,
+        delivery=delivery,
         gather_settings=settings.gather_settings(),
-        store=store,
-        sinks=build_sinks(settings, clients, stdout=stdout),
         ignore_state_machines=settings.ignore_state_machines,
         **overrides,
     )

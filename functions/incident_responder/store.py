@@ -1,22 +1,49 @@
-"""The incident record in DynamoDB: dedup, audit trail, rejected events, known-good images.
+"""The incident record in DynamoDB: dedup, deliveries per sink, audit trail, rejected events,
+known-good images.
 
-One table, partition key `id`; the item kinds are told apart by the key's prefix. Powertools'
-idempotency records share the table under their own keys.
+One table, partition key `id`; item kinds are told apart by the key's prefix. Powertools'
+idempotency records share the table under their own keys. Every write that can be repeated by a
+retry is conditional or idempotent (SET of a map entry, ADD to a set), so a retry never undoes or
+doubles what an earlier attempt recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .intake import KnownGoodImage
-from .models import Incident, IntakeError, Notification
+from .models import ImageRef, Incident, IntakeError, Notification
 
 INTAKE_ERROR_TTL = timedelta(days=30)
+ATTEMPT_TTL = timedelta(days=2)
+# A DynamoDB item holds 400 KB (names and values); the incident's JSON is kept well under it.
+RECORD_MAX_BYTES = 300_000
+_MIN_STRING_CHARS = 64
+
+
+class StoreUnavailable(RuntimeError):
+    """The incident table could not be read or written (throttled, missing, no permission)."""
+
+
+@dataclass(frozen=True)
+class OpenedIncident:
+    """What the record said when an incident was opened."""
+
+    created: bool
+    incident: Incident
+    delivered: dict[str, Notification] = field(default_factory=dict)
+    follow_ups: frozenset[str] = frozenset()
+
+
+def _unavailable(action: str, exc: Exception) -> StoreUnavailable:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+    return StoreUnavailable(f"incident table {action} failed ({code})")
 
 
 class IncidentStore:
@@ -25,85 +52,180 @@ class IncidentStore:
         self._table = table_name
         self._now = now or (lambda: datetime.now(timezone.utc))
 
-    def open_incident(self, incident: Incident) -> bool:
-        """Record a new incident; False (and the event linked) when it was already open."""
-        key = f"incident#{incident.key}"
+    # ------------------------------------------------------------ incidents
+
+    def open(self, incident: Incident) -> OpenedIncident:
+        """Create the incident's record, or return the existing one with what it has delivered."""
+        key = self._key(incident.key)
         try:
             self._db.put_item(
                 TableName=self._table,
                 Item={
-                    "id": {"S": key},
+                    "id": key,
                     "kind": {"S": "incident"},
                     "created_at": {"S": incident.created_at.isoformat()},
                     "category": {"S": incident.diagnosis.category.value},
                     "cause": {"S": incident.diagnosis.cause},
                     "event_ids": {"SS": [incident.event.event_id]},
-                    "incident": {"S": incident.without_log_lines().model_dump_json()},
+                    "incident": {"S": record_json(incident)},
+                    "deliveries": {"M": {}},
+                    "follow_ups": {"M": {}},
                 },
                 ConditionExpression="attribute_not_exists(id)",
             )
-            return True
+            return OpenedIncident(created=True, incident=incident)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-        self._db.update_item(
-            TableName=self._table,
-            Key={"id": {"S": key}},
-            UpdateExpression="ADD event_ids :e",
-            ExpressionAttributeValues={":e": {"SS": [incident.event.event_id]}},
-        )
-        return False
+                raise _unavailable("PutItem", exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable("PutItem", exc) from None
+        try:
+            item = self._db.update_item(
+                TableName=self._table,
+                Key={"id": key},
+                UpdateExpression="ADD event_ids :e",
+                ExpressionAttributeValues={":e": {"SS": [incident.event.event_id]}},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("UpdateItem", exc) from None
+        stored = Incident.model_validate_json(item["incident"]["S"])
+        delivered = {
+            sink: Notification.model_validate_json(value["S"])
+            for sink, value in item.get("deliveries", {}).get("M", {}).items()
+        }
+        return OpenedIncident(created=False, incident=stored, delivered=delivered,
+                              follow_ups=frozenset(item.get("follow_ups", {}).get("M", {})))
 
-    def record_notifications(self, incident_key: str, notifications: list[Notification]) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key={"id": {"S": f"incident#{incident_key}"}},
-            UpdateExpression="SET notifications = :n",
-            ExpressionAttributeValues={
-                ":n": {"S": json.dumps([n.model_dump(mode="json") for n in notifications])}
-            },
-        )
+    def record_delivery(self, incident_key: str, notification: Notification, *, event_id: str) -> None:
+        """Record one sink's successful alert (or follow-up for ``event_id``). Idempotent."""
+        if notification.kind == "follow_up":
+            attribute, entry = "follow_ups", follow_up_key(event_id, notification.sink)
+        else:
+            attribute, entry = "deliveries", notification.sink
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"id": self._key(incident_key)},
+                UpdateExpression="SET #a.#s = :n",
+                ExpressionAttributeNames={"#a": attribute, "#s": entry},
+                ExpressionAttributeValues={":n": {"S": notification.model_dump_json()}},
+                ConditionExpression="attribute_exists(id)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("UpdateItem", exc) from None
 
-    def get_incident(self, incident_key: str) -> dict[str, Any] | None:
-        item = self._db.get_item(TableName=self._table, Key={"id": {"S": f"incident#{incident_key}"}})
-        return item.get("Item")
+    def update_incident(self, incident: Incident) -> None:
+        """Replace the stored incident (an enrichment); its deliveries are kept."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"id": self._key(incident.key)},
+                UpdateExpression="SET incident = :i ADD event_ids :e",
+                ExpressionAttributeValues={":i": {"S": record_json(incident)},
+                                           ":e": {"SS": list(incident.linked_event_ids)}},
+                ConditionExpression="attribute_exists(id)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("UpdateItem", exc) from None
+
+    def count_attempt(self, event_id: str) -> int:
+        """How many times this event has been handled, this time included (for bounded waits on a join)."""
+        key = "attempt#" + hashlib.sha256(event_id.encode()).hexdigest()
+        try:
+            item = self._db.update_item(
+                TableName=self._table,
+                Key={"id": {"S": key}},
+                UpdateExpression="ADD attempts :one SET expiration = if_not_exists(expiration, :t)",
+                ExpressionAttributeValues={":one": {"N": "1"},
+                                           ":t": {"N": str(int((self._now() + ATTEMPT_TTL).timestamp()))}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("UpdateItem", exc) from None
+        return int(item["Attributes"]["attempts"]["N"])
+
+    # ------------------------------------------------------------ other items
 
     def record_intake_error(self, error: IntakeError) -> str:
+        # The IntakeError is redacted at intake, its event id included.
         identity = error.event_id or hashlib.sha256(error.raw_excerpt.encode()).hexdigest()[:32]
         key = f"intake-error#{identity}"
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "id": {"S": key},
-                "kind": {"S": "intake_error"},
-                "error": {"S": error.model_dump_json()},
-                "expiration": {"N": str(int((self._now() + INTAKE_ERROR_TTL).timestamp()))},
-            },
-        )
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "id": {"S": key},
+                    "kind": {"S": "intake_error"},
+                    "error": {"S": bounded_json(error)},
+                    "expiration": {"N": str(int((self._now() + INTAKE_ERROR_TTL).timestamp()))},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("PutItem", exc) from None
         return key
 
     def record_known_good(self, image: KnownGoodImage) -> None:
         """The newest completed image per repository: the rollback target of a later issue."""
-        from .evidence import parse_ecr_uri
-
-        repository = (parse_ecr_uri(image.image_uri) or {}).get("repository") or image.image_uri
+        repository = ImageRef.parse(image.image_uri).repository or image.image_uri
         try:
-            self._put_known_good(image, repository)
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "id": {"S": f"known-good#{image.region}#{repository}"},
+                    "kind": {"S": "known_good"},
+                    "image_uri": {"S": image.image_uri},
+                    "training_job_name": {"S": image.training_job_name},
+                    "completed_at": {"S": image.completed_at.isoformat()},
+                },
+                # Events can arrive out of order: never replace a newer known-good image.
+                ConditionExpression="attribute_not_exists(id) OR completed_at < :t",
+                ExpressionAttributeValues={":t": {"S": image.completed_at.isoformat()}},
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+                raise _unavailable("PutItem", exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable("PutItem", exc) from None
 
-    def _put_known_good(self, image: KnownGoodImage, repository: str) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "id": {"S": f"known-good#{image.region}#{repository}"},
-                "kind": {"S": "known_good"},
-                "image_uri": {"S": image.image_uri},
-                "training_job_name": {"S": image.training_job_name},
-                "completed_at": {"S": image.completed_at.isoformat()},
-            },
-            # Events can arrive out of order: never replace a newer known-good image.
-            ConditionExpression="attribute_not_exists(id) OR completed_at < :t",
-            ExpressionAttributeValues={":t": {"S": image.completed_at.isoformat()}},
-        )
+    @staticmethod
+    def _key(incident_key: str) -> dict[str, str]:
+        return {"S": f"incident#{incident_key}"}
+
+
+def follow_up_key(event_id: str, sink: str) -> str:
+    return f"{event_id}|{sink}"
+
+
+def record_json(incident: Incident) -> str:
+    """The incident as the record keeps it: without the log tails' lines (they stay in CloudWatch;
+    the diagnosis keeps the lines that decided it), and bounded in size whatever the input."""
+    return bounded_json(incident.without_log_lines())
+
+
+def bounded_json(model: Any, limit: int = RECORD_MAX_BYTES) -> str:
+    """``model`` as JSON of at most ``limit`` bytes: its longest strings are cut (saying so) until it
+    fits. Control characters count six bytes each once JSON-escaped, so the cut is by encoded size."""
+    text = model.model_dump_json()
+    if len(text.encode()) <= limit:
+        return text
+    data = model.model_dump(mode="json")
+    cap = max(_MIN_STRING_CHARS, limit // 8)
+    while cap >= _MIN_STRING_CHARS:
+        text = json.dumps(_cut_strings(data, cap))
+        if len(text.encode()) <= limit:
+            return type(model).model_validate_json(text).model_dump_json()
+        cap //= 2
+    raise ValueError(f"{type(model).__name__} does not fit in {limit} bytes even with every string cut")
+
+
+def _cut_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        if len(value) <= cap:
+            return value
+        return value[:cap] + f" … [cut: {len(value)} chars]"
+    if isinstance(value, list):
+        return [_cut_strings(item, cap) for item in value]
+    if isinstance(value, dict):
+        return {key: _cut_strings(item, cap) for key, item in value.items()}
+    return value

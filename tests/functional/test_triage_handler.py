@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from incident_responder.delivery import DeliveryIncomplete
 from incident_responder.demo.provision import read_inbox
 from tests.support.events import load_event, pipeline_event_files
 
@@ -65,7 +66,8 @@ def test_a_second_event_for_the_same_failure_is_linked_not_reported_again(deploy
         TableName=deployed_responder.table, Key={"id": {"S": "incident#" + result["incident_key"]}}
     )["Item"]
     assert set(item["event_ids"]["SS"]) == {event["id"], duplicate["id"]}
-    assert json.loads(item["notifications"]["S"])[0]["sink"] == "slack"
+    assert set(item["deliveries"]["M"]) == {"slack", "sns"}
+    assert json.loads(item["deliveries"]["M"]["slack"]["S"])["ok"] is True
 
 
 def test_a_malformed_event_is_recorded_for_later_inspection(deployed_responder):
@@ -80,12 +82,22 @@ def test_a_malformed_event_is_recorded_for_later_inspection(deployed_responder):
     assert "TrainingJobName" in result["detail"]
 
 
-def test_slack_failing_does_not_stop_the_sns_report(deployed_responder, slack_receiver):
-    slack_receiver.reply_next(500, "internal_error", times=5)
-    result = deployed_responder.invoke(load_event("sagemaker-training-job-failed-cuda-oom.json"))
-    slack, sns = result["notifications"]
-    assert not slack["ok"] and "500" in (slack["detail"] or "")
-    assert sns["ok"] and sns["message_id"]
+def test_slack_failing_does_not_stop_the_sns_report_and_the_retry_delivers_only_slack(
+        deployed_responder, slack_receiver):
+    event = load_event("sagemaker-training-job-failed-cuda-oom.json")
+    slack_receiver.reply_next(500, "internal_error", times=3)  # the sink's own retries fail too
+    with pytest.raises(DeliveryIncomplete, match="slack: webhook answered: HTTP 500") as failed:
+        deployed_responder.invoke(event)
+    slack, sns = failed.value.notifications
+    assert not slack.ok and sns.ok and sns.message_id
+    assert len(read_inbox(deployed_responder.clients, deployed_responder.queue_url)) == 1
+
+    retried = deployed_responder.invoke(event)  # Lambda's retry of the failed invocation
+
+    assert retried["outcome"] == "reported"
+    assert [(n["sink"], n["ok"]) for n in retried["notifications"]] == [("slack", True)]
+    assert len(read_inbox(deployed_responder.clients, deployed_responder.queue_url)) == 0
+    assert len(slack_receiver.requests) == 4
 
 
 def test_completed_job_records_its_image_as_known_good(deployed_responder):

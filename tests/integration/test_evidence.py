@@ -14,8 +14,8 @@ from incident_responder.demo.provision import (
     push_images,
     write_training_log,
 )
-from incident_responder.evidence import GatherSettings, gather, parse_ecr_uri
-from incident_responder.models import FailureEvent
+from incident_responder.evidence import GatherSettings, gather
+from incident_responder.models import FailureEvent, ImageRef
 from tests.support.moto_server import REGION
 
 NO_WAIT = GatherSettings(log_wait_seconds=0)
@@ -105,11 +105,14 @@ def test_image_tag_not_in_repository_is_reported(aws_clients):
         ("123456789012.dkr.ecr.us-west-2.amazonaws.com/spaceport/3dgs:latest", "spaceport/3dgs", "latest", None),
         ("123456789012.dkr.ecr.us-west-2.amazonaws.com/3dgs@sha256:" + "a" * 64, "3dgs", None, "sha256:" + "a" * 64),
         ("123456789012.dkr.ecr.eu-central-1.amazonaws.com/team/a/b", "team/a/b", None, None),
+        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/3dgs:v2", "3dgs", "v2", None),
+        ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/3dgs:v2", "3dgs", "v2", None),
+        ("nvidia/cuda:11.8.0-devel-ubuntu22.04", None, None, None),
     ],
 )
 def test_ecr_uri_parsing(uri, repository, tag, digest):
-    parts = parse_ecr_uri(uri)
-    assert (parts["repository"], parts["tag"], parts["digest"]) == (repository, tag, digest)
+    image = ImageRef.parse(uri)
+    assert (image.repository, image.tag, image.digest) == (repository, tag, digest)
 
 
 def _pipeline_definition(job: str) -> str:

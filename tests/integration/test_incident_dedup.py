@@ -14,7 +14,7 @@ from incident_responder.demo.provision import (
 )
 from incident_responder.demo.run import training_job_event
 from incident_responder.runtime import ResponderSettings, build_runtime
-from incident_responder.triage import handle_event
+from incident_responder.respond import handle_event
 from tests.support.moto_server import REGION
 
 
@@ -71,8 +71,20 @@ def test_job_event_then_pipeline_event_make_one_incident_and_one_report(aws_clie
     second = handle_event(_execution_event(machine, execution), runtime)
 
     assert first.outcome == "reported" and first.cause == "module_not_found"
-    assert second.outcome == "duplicate" and second.incident_key == first.incident_key
-    assert len(slack_receiver.requests) == 1
+    # The pipeline's failure joins the job's incident and enriches it: one follow-up, not a second alert.
+    assert second.outcome == "enriched" and second.incident_key == first.incident_key
+    assert len(slack_receiver.requests) == 2
+    follow_up = json.dumps(slack_receiver.requests[1].body)
+    assert "This event added" in follow_up and execution.rsplit(":", 1)[-1] in follow_up
+    assert "Train 3DGS model" in follow_up  # the failed state
+    record = json.loads(aws_clients.dynamodb.get_item(
+        TableName=table, Key={"id": {"S": "incident#" + first.incident_key}})["Item"]["incident"]["S"])
+    assert record["subject"]["execution_arn"] == execution
+    assert record["subject"]["failed_state"] == "Train 3DGS model"
+    assert "execution" in record["links"]
+
+    third = handle_event(_execution_event(machine, execution), runtime)  # EventBridge delivers it again
+    assert third.outcome == "duplicate" and len(slack_receiver.requests) == 2
 
 
 def test_an_incident_with_the_largest_log_tail_is_recorded_and_reported(aws_clients, emulator, slack_receiver):

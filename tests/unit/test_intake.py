@@ -7,7 +7,8 @@ import json
 import pytest
 
 from incident_responder.intake import Ignored, KnownGoodImage, parse_event
-from incident_responder.models import FailureEvent, IntakeError
+from incident_responder.models import Evidence, FailureEvent, IntakeError, Subject
+from incident_responder.triage import finish
 from tests.support.events import load_event, pipeline_event_files
 
 EXPECTED_KIND = {
@@ -97,9 +98,40 @@ def test_secrets_in_a_malformed_event_are_redacted_in_the_record():
     assert secret not in error.raw_excerpt
 
 
-def test_a_secret_in_the_failure_reason_never_enters_the_failure_event():
+def test_a_secret_in_the_event_never_leaves_triage_boundary():
     raw = load_event("sagemaker-training-job-failed-train-argument.json")
     secret = "AKIA" + "Q" * 16
     raw["detail"]["FailureReason"] += f" (key {secret})"
+    raw["detail"]["TrainingJobName"] = f"3dgs-{secret}"
     event = parse_event(raw)
-    assert secret not in event.failure_reason and "REDACTED" in event.failure_reason
+    incident = finish(event, Evidence(subject=Subject(region=event.region, training_job_name=event.training_job_name)))
+    dumped = incident.model_dump_json()
+    assert secret not in dumped and "REDACTED" in incident.event.failure_reason
+    # The key never carries the secret, and two such names stay two incidents.
+    assert secret not in incident.key and incident.key.startswith("training-job:sha256-")
+
+
+def test_a_failure_reason_larger_than_aws_allows_is_cut_at_intake():
+    raw = load_event("sagemaker-training-job-failed-train-argument.json")
+    raw["detail"]["FailureReason"] = "\x01" * 10_000_000
+    event = parse_event(raw)
+    assert len(event.failure_reason) < 40_000 and event.failure_reason.endswith("[cut: 10000000 chars]")
+
+
+def test_a_bad_field_excerpt_is_redacted_before_it_is_cut():
+    raw = load_event("sagemaker-training-job-failed-train-argument.json")
+    secret = "AKIA" + "Z" * 16
+    raw["detail"]["TrainingJobArn"] = "x" * 60 + secret  # the secret straddles the 80-character excerpt
+    error = parse_event(raw)
+    assert isinstance(error, IntakeError)
+    assert "AKIA" not in error.model_dump_json() and "ZZZZ" not in error.model_dump_json()
+
+
+def test_a_deeply_nested_event_is_an_intake_error_not_a_crash():
+    raw = load_event("sagemaker-training-job-failed-train-argument.json")
+    nested: dict = {}
+    for _ in range(5000):
+        nested = {"a": nested}
+    raw["detail"]["HyperParameters"] = nested
+    error = parse_event(raw)
+    assert isinstance(error, IntakeError) and error.errors

@@ -5,8 +5,11 @@ the same code the Lambda runs, reported through the real Slack and SNS sinks to 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any, TextIO
 
 from ..clients import make_clients
 from ..runtime import ResponderSettings, build_runtime
-from ..triage import Outcome, handle_event
+from ..respond import Outcome, handle_event
 from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS, start_emulator
 from .provision import (
     create_incident_table,
@@ -47,9 +50,27 @@ class DemoResult:
     seconds: float
 
 
+# The demo talks only to its own emulator: the user's AWS profile and config (a profile that does
+# not exist, an SSO session that expired) must not matter.
+_AWS_CONFIG_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+
+
+@contextmanager
+def isolated_from_user_aws_config() -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in _AWS_CONFIG_VARIABLES if name in os.environ}
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    try:
+        yield
+    finally:
+        for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            os.environ.pop(name, None)
+        os.environ.update(saved)
+
+
 def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult:
     started = time.perf_counter()
-    with start_emulator() as emulator, SlackReceiver() as slack:
+    with isolated_from_user_aws_config(), start_emulator() as emulator, SlackReceiver() as slack:
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
         # moto keeps its state per process: names are unique so that runs never collide.
         run = uuid.uuid4().hex[:8]

@@ -45,9 +45,16 @@ class GatherState:
     execution: ExecutionEvidence | None = None
     image: ImageEvidence | None = None
     missing: list[Missing] = field(default_factory=list)
+    aws_failures: int = 0
+    unresolved: str | None = None
 
     def note_missing(self, source: str, reason: str) -> None:
         self.missing.append(Missing(source=source, reason=reason))
+
+    def note_aws_failure(self, source: str, reason: str) -> None:
+        """Evidence missing because an AWS call failed (not because it does not exist)."""
+        self.aws_failures += 1
+        self.note_missing(source, reason)
 
 
 class Analyzer(Protocol):

@@ -21,7 +21,10 @@ _FAILURE_EVENTS = {
     "ActivityFailed": "activityFailedEventDetails",
     "MapRunFailed": "mapRunFailedEventDetails",
 }
-_JOB_IN_TEXT = re.compile(r"training-job/([A-Za-z0-9][A-Za-z0-9-]{0,62})|\"TrainingJobName\"\s*:\s*\"([^\"]+)\"")
+_JOB_IN_TEXT = re.compile(
+    r"training-job/([A-Za-z0-9][A-Za-z0-9-]{0,62})|\"TrainingJobName\"\s*:\s*\"([^\"]{1,63})\""
+    r"|[Tt]raining job ([A-Za-z0-9][A-Za-z0-9-]{0,62}) (?:failed|has failed|was stopped)"
+)
 
 
 def gather_execution(state: GatherState, clients: Any) -> None:
@@ -41,7 +44,14 @@ def gather_execution(state: GatherState, clients: Any) -> None:
             if not token or _job_name(events):
                 break
     except (ClientError, BotoCoreError) as exc:
-        state.note_missing("execution", f"GetExecutionHistory failed: {aws_error(exc)}")
+        state.note_aws_failure("execution", f"GetExecutionHistory failed: {aws_error(exc)}")
+        # The event's own error/cause often names the job (the .sync integration's cause does).
+        job = _job_from_text(state.event.failure_reason)
+        if job:
+            state.training_job_name = state.training_job_name or job
+        elif not state.training_job_name:
+            state.unresolved = ("the execution history could not be read and the event names no training job, "
+                                "so this failure could not be joined to its training job's incident")
         return
     # Newest first, whether or not the service honoured reverseOrder.
     events.sort(key=lambda e: e.get("id", 0), reverse=True)
@@ -105,4 +115,4 @@ def _job_from_text(text: str | None) -> str | None:
     if not text:
         return None
     match = _JOB_IN_TEXT.search(text)
-    return (match.group(1) or match.group(2)) if match else None
+    return next((group for group in match.groups() if group), None) if match else None

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..models import ImageEvidence
+from ..models import ImageEvidence, ImageRef
 from .base import GatherState, aws_error
-
-_ECR_URI = re.compile(
-    r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-    r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
-
-
-def parse_ecr_uri(uri: str) -> dict[str, str | None] | None:
-    match = _ECR_URI.match(uri or "")
-    return match.groupdict() if match else None
 
 
 def gather_image(state: GatherState, clients: Any) -> None:
@@ -27,20 +16,20 @@ def gather_image(state: GatherState, clients: Any) -> None:
         if state.training_job_name:
             state.note_missing("image", "the training job names no image")
         return
-    parts = parse_ecr_uri(uri)
-    if parts is None:
+    ref = ImageRef.parse(uri)
+    if not ref.is_ecr:
         state.image = ImageEvidence(uri=uri)
         state.note_missing("image", f"{uri} is not an ECR image URI; digest not looked up")
         return
-    image_id = {"imageDigest": parts["digest"]} if parts["digest"] else {"imageTag": parts["tag"] or "latest"}
-    evidence = ImageEvidence(uri=uri, repository=parts["repository"], tag=parts["tag"] or None)
+    image_id = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag or "latest"}
+    evidence = ImageEvidence(uri=uri, repository=ref.repository, tag=ref.tag, digest=ref.digest)
     try:
         response = clients.ecr.describe_images(
-            registryId=parts["registry"], repositoryName=parts["repository"], imageIds=[image_id]
+            registryId=ref.registry, repositoryName=ref.repository, imageIds=[image_id]
         )
     except (ClientError, BotoCoreError) as exc:
         state.image = evidence
-        state.note_missing("image", f"DescribeImages({parts['repository']}) failed: {aws_error(exc)}")
+        state.note_aws_failure("image", f"DescribeImages({ref.repository}) failed: {aws_error(exc)}")
         return
     details = (response.get("imageDetails") or [{}])[0]
     state.image = evidence.model_copy(

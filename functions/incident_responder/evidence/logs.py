@@ -15,6 +15,9 @@ from .base import GatherState, aws_error
 
 
 _PAGE = 1000
+# One log event (a JSON blob, a dumped tensor) can be larger than the whole budget; it is cut to
+# its head, never dropped with everything older than it.
+MAX_EVENT_BYTES = 8_192
 
 
 def gather_logs(state: GatherState, clients: Any) -> None:
@@ -25,7 +28,7 @@ def gather_logs(state: GatherState, clients: Any) -> None:
     try:
         streams = _find_streams(state, clients, name)
     except (ClientError, BotoCoreError) as exc:
-        state.note_missing("logs", f"DescribeLogStreams({settings.log_group}) failed: {aws_error(exc)}")
+        state.note_aws_failure("logs", f"DescribeLogStreams({settings.log_group}) failed: {aws_error(exc)}")
         return
     if not streams:
         state.note_missing(
@@ -41,7 +44,11 @@ def gather_logs(state: GatherState, clients: Any) -> None:
         try:
             tails.append(_tail(clients.logs, settings.log_group, stream, share))
         except (ClientError, BotoCoreError) as exc:
-            state.note_missing("logs", f"GetLogEvents({stream}) failed: {aws_error(exc)}")
+            state.note_aws_failure("logs", f"GetLogEvents({stream}) failed: {aws_error(exc)}")
+    for tail in tails:
+        if tail.cut_events:
+            state.note_missing("logs", f"{tail.stream}: {tail.cut_events} log event(s) larger than "
+                                       f"{MAX_EVENT_BYTES} bytes were cut to their first {MAX_EVENT_BYTES} bytes")
     state.logs = LogEvidence(group=settings.log_group, streams=tails)
 
 
@@ -73,6 +80,7 @@ def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
     used = 0
     token = None
     truncated = False
+    cut = 0
     while True:
         kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": False, "limit": _PAGE}
         if token:
@@ -82,6 +90,11 @@ def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
         kept: list[str] = []
         for message in reversed(messages):
             size = len(message.encode()) + 1
+            if size > MAX_EVENT_BYTES:
+                head = message.encode()[:MAX_EVENT_BYTES].decode(errors="ignore")
+                message = f"{head} … [log event cut: {size - 1} bytes]"
+                size = len(message.encode()) + 1
+                cut += 1
             if used + size > budget:
                 truncated = True
                 break
@@ -94,4 +107,4 @@ def _tail(logs: Any, group: str, stream: str, budget: int) -> LogStreamTail:
             break
         token = next_token
     lines = [line for page in reversed(pages) for message in page for line in message.splitlines()]
-    return LogStreamTail(stream=stream, lines=lines, truncated=truncated)
+    return LogStreamTail(stream=stream, lines=lines, truncated=truncated, cut_events=cut)

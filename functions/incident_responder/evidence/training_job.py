@@ -18,7 +18,12 @@ def gather_training_job(state: GatherState, clients: Any) -> None:
     try:
         job = clients.sagemaker.describe_training_job(TrainingJobName=name)
     except (ClientError, BotoCoreError) as exc:
-        state.note_missing("training_job", f"DescribeTrainingJob({name}) failed: {aws_error(exc)}")
+        state.note_aws_failure("training_job", f"DescribeTrainingJob({name}) failed: {aws_error(exc)}")
+        return
+    expected = state.event.training_job_arn
+    if expected and job.get("TrainingJobArn") and job["TrainingJobArn"] != expected:
+        state.note_missing("training_job", f"DescribeTrainingJob({name}) answered for {job['TrainingJobArn']}, "
+                                           f"not the event's {expected}: that job's evidence was not used")
         return
     spec = job.get("AlgorithmSpecification", {})
     resources = job.get("ResourceConfig", {})

@@ -1,8 +1,7 @@
-"""TriageFunction: an EventBridge event in, one redacted report out (incident_responder.triage)."""
+"""TriageFunction: an EventBridge event in, one redacted report out (incident_responder.respond)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,32 +11,66 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..classify import load_catalog
+from ..delivery import DeliveryIncomplete, JoinPending, monotonic_deadline
 from ..redact import RedactingFormatter
+from ..respond import Runtime, handle_event
 from ..runtime import ResponderSettings, build_runtime
-from ..triage import Runtime, handle_event
 
 logger = Logger(logger_formatter=RedactingFormatter())
 # Every AWS call goes through botocore; patching only it keeps the X-Ray set-up small.
 tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
+settings = ResponderSettings.from_env()
+
+
+class FailOpenPersistenceLayer(DynamoDBPersistenceLayer):
+    """Idempotency is an optimisation here (the incident record is what prevents a second alert):
+    when its table cannot be written, the event is handled anyway instead of failing before any sink
+    runs. A record that already exists still answers the repeat as Powertools does."""
+
+    def _put_record(self, data_record: Any) -> None:
+        try:
+            super()._put_record(data_record)
+        except IdempotencyItemAlreadyExistsError:
+            raise
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("idempotency record not written; handling the event anyway", extra={"error": str(error)})
+
+    def _update_record(self, data_record: Any) -> None:
+        try:
+            super()._update_record(data_record)
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("idempotency record not updated", extra={"error": str(error)})
+
+    def _delete_record(self, data_record: Any) -> None:
+        try:
+            super()._delete_record(data_record)
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("idempotency record not deleted", extra={"error": str(error)})
+
+
 # EventBridge retries delivery for up to 24 h: remember handled events for longer than that.
-_idempotency = IdempotencyConfig(
-    event_key_jmespath="id",
-    expires_after_seconds=int(os.environ.get("IDEMPOTENCY_TTL_SECONDS", "90000")),
-)
-_persistence = DynamoDBPersistenceLayer(table_name=os.environ.get("INCIDENT_TABLE", "incidents"))
+_idempotency = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=settings.idempotency_ttl_seconds)
+_persistence = FailOpenPersistenceLayer(table_name=settings.incident_table or "incidents")
 _runtime: Runtime | None = None
-# Parsing and compiling the rules takes ~150 ms: pay it in Lambda's init phase, not in the first incident.
+_context: LambdaContext | None = None
+# Parsing and compiling the rules takes ~100 ms: pay it in Lambda's init phase, not in the first incident.
 load_catalog()
+
+
+def _seconds_left() -> float | None:
+    return _context.get_remaining_time_in_millis() / 1000 if _context is not None else None
 
 
 def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        _runtime = build_runtime(ResponderSettings.from_env())
+        _runtime = build_runtime(settings, deadline=monotonic_deadline(_seconds_left))
     return _runtime
 
 
@@ -46,7 +79,17 @@ def runtime() -> Runtime:
 @metrics.log_metrics
 @idempotent(config=_idempotency, persistence_store=_persistence)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome = handle_event(event, runtime())
+    global _context
+    _context = context
+    try:
+        outcome = handle_event(event, runtime())
+    except (DeliveryIncomplete, JoinPending) as error:
+        # Failing the invocation is the point: Lambda retries it, then sends it to the DLQ (alarmed).
+        metrics.add_metric(name="Events_retried", unit=MetricUnit.Count, value=1)
+        notifications = [n.model_dump(mode="json") for n in getattr(error, "notifications", [])]
+        logger.error("event not finished; failing the invocation so that it is retried",
+                     extra={"reason": str(error), "notifications": notifications})
+        raise
     metrics.add_metric(name=f"Events_{outcome.outcome}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="AwsApiCalls", unit=MetricUnit.Count, value=outcome.api_calls)
     summary = outcome.model_dump(mode="json", exclude={"incident", "intake_error"})

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .links import console_links
-from .sns import SnsMessage, render_intake_error_sns, render_sns
-from .text import render_intake_error_text, render_text
+from .sns import SnsMessage, render_follow_up_sns, render_intake_error_sns, render_sns
+from .text import render_follow_up_text, render_intake_error_text, render_text
 
-_SLACK_NAMES = ("render_slack", "render_intake_error_slack")
+_SLACK_NAMES = ("render_slack", "render_intake_error_slack", "render_follow_up_slack")
 
 
 def __getattr__(name: str) -> Any:
@@ -24,7 +23,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SnsMessage",
-    "console_links",
+    "render_follow_up_slack",
+    "render_follow_up_sns",
+    "render_follow_up_text",
     "render_intake_error_slack",
     "render_intake_error_sns",
     "render_intake_error_text",

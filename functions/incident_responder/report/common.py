@@ -4,8 +4,6 @@ terminal never disagree."""
 from __future__ import annotations
 
 from ..models import Incident, IntakeError
-from ..redact import redact_model
-from .links import console_links
 
 LINK_LABELS: dict[str, str] = {
     "training_job": "Training job",
@@ -15,12 +13,6 @@ LINK_LABELS: dict[str, str] = {
     "state_machine": "State machine",
     "ecr_repository": "ECR repository",
 }
-
-
-def redacted(incident: Incident) -> Incident:
-    """The incident with every string a report can show redacted, for the renderers. No report
-    shows the log tails (up to LogTailBytes each), so they are dropped before, not redacted again."""
-    return redact_model(incident.without_log_lines())
 
 
 # Aborted runs were usually stopped by a person; timeouts and failures were not.
@@ -47,14 +39,19 @@ def outcome(incident: Incident) -> str:
     return status if status in ("TIMED OUT", "ABORTED", "STOPPED") else "FAILED"
 
 
+def subject_name(incident: Incident) -> str:
+    """What failed, as a person would name it."""
+    subject = incident.subject
+    return subject.training_job_name or subject.execution_name or incident.event.event_id
+
+
 def what_failed(incident: Incident) -> str:
-    event = incident.event
-    if event.source == "sagemaker":
-        return f"SageMaker training job {event.subject_name}"
-    execution = event.execution_arn.rsplit(":", 1)[-1] if event.execution_arn else event.subject_name
-    if event.training_job_name:
-        return f"Step Functions execution {execution} (training job {event.training_job_name})"
-    return f"Step Functions execution {execution}"
+    subject = incident.subject
+    if incident.event.source == "sagemaker" or not subject.execution_arn:
+        return f"SageMaker training job {subject_name(incident)}"
+    if subject.training_job_name:
+        return f"Step Functions execution {subject.execution_name} (training job {subject.training_job_name})"
+    return f"Step Functions execution {subject.execution_name}"
 
 
 def verdict(incident: Incident) -> str:
@@ -67,10 +64,6 @@ def confidence_pct(incident: Incident) -> str:
 
 def severity(incident: Incident) -> str:
     return "low" if incident.event.status.upper() in _LOW_SEVERITY_STATUSES else "high"
-
-
-def links_of(incident: Incident) -> dict[str, str]:
-    return incident.links or console_links(incident.event, incident.evidence)
 
 
 def link_label(key: str) -> str:
@@ -91,17 +84,16 @@ def failure_reason(incident: Incident) -> str | None:
 
 def facts(incident: Incident) -> list[tuple[str, str]]:
     """Short labelled facts (label, value), most useful first; only what is known."""
-    event, evidence = incident.event, incident.evidence
+    event, evidence, subject = incident.event, incident.evidence, incident.subject
+    execution = subject.execution_arn
     found: list[tuple[str, str | None]] = [
         ("Status", event.status + (f" ({event.secondary_status})" if event.secondary_status
                                    and event.secondary_status != event.status else "")),
-        ("Region", event.region + (f" / {event.account}" if event.account else "")),
-        ("Training job", event.training_job_name
-         or (evidence.training_job.name if evidence.training_job else None)
-         or (evidence.execution.training_job_name if evidence.execution else None)),
-        ("Execution", event.execution_arn.rsplit(":", 2)[-2] + ":" + event.execution_arn.rsplit(":", 1)[-1]
-         if event.execution_arn and event.execution_arn.count(":") >= 7 else event.execution_arn),
-        ("Failed state", evidence.execution.failed_state if evidence.execution else None),
+        ("Region", subject.region + (f" / {subject.account}" if subject.account else "")),
+        ("Training job", subject.training_job_name),
+        ("Execution", execution.rsplit(":", 2)[-2] + ":" + execution.rsplit(":", 1)[-1]
+         if execution and execution.count(":") >= 7 else execution),
+        ("Failed state", subject.failed_state),
         ("Instance", evidence.training_job.instance_type if evidence.training_job else None),
         ("Image", _image_text(incident)),
         ("Rule", incident.diagnosis.rule_id),
@@ -111,10 +103,14 @@ def facts(incident: Incident) -> list[tuple[str, str]]:
 
 
 def _image_text(incident: Incident) -> str | None:
-    image = incident.evidence.image
-    if image is not None:
-        return image.uri + (f" ({image.digest})" if image.digest and image.digest not in image.uri else "")
-    return incident.event.image_uri
+    image = incident.subject.image
+    if image is None:
+        return None
+    return image.uri + (f" ({image.digest})" if image.digest and image.digest not in image.uri else "")
+
+
+def follow_up_title(incident: Incident) -> str:
+    return f"Update to incident {incident.key}: {subject_name(incident)}"
 
 
 def evidence_location(source: str | None) -> str:

@@ -18,7 +18,6 @@ from slack_sdk.models.blocks import (
 )
 
 from ..models import Incident, IntakeError
-from ..redact import redact_model
 from . import common
 
 HEADER_MAX = HeaderBlock.text_max_length  # 150
@@ -116,13 +115,12 @@ def render_slack(incident: Incident) -> dict[str, Any]:
 
     Redacts first, so that no truncation can leave half a secret behind.
     """
-    incident = common.redacted(incident)
     diagnosis = incident.diagnosis
     verdict, confidence = common.verdict(incident), common.confidence_pct(incident)
     blocks: list[Block] = [
         HeaderBlock(
             text=PlainTextObject(
-                text=common.truncate(f"3DGS {common.outcome(incident).lower()}: {incident.event.subject_name}",
+                text=common.truncate(f"3DGS {common.outcome(incident).lower()}: {common.subject_name(incident)}",
                                      HEADER_MAX, marker="…"),
                 emoji=False,
             )
@@ -153,7 +151,7 @@ def render_slack(incident: Incident) -> dict[str, Any]:
             f"• {escape(item.source)}: {escape(item.reason)}" for item in incident.evidence.missing
         )))
 
-    actions, left_out = _link_buttons(common.links_of(incident))
+    actions, left_out = _link_buttons(incident.links)
     if actions is not None:
         blocks.append(actions)
     context = [f"incident `{escape(incident.key)}`", f"event `{escape(incident.event.event_id)}`",
@@ -169,8 +167,21 @@ def render_slack(incident: Incident) -> dict[str, Any]:
     return _finish(blocks, escape(fallback))
 
 
+def render_follow_up_slack(incident: Incident, added: list[str]) -> dict[str, Any]:
+    """One short message: what a later event added to an incident already reported."""
+    lines = "\n".join(f"• {escape(item)}" for item in added)
+    blocks: list[Block] = [_section(
+        f":link: *{escape(common.follow_up_title(incident))}*\n"
+        f"Still `{escape(common.verdict(incident))}` ({common.confidence_pct(incident)}). This event added:\n{lines}"
+    )]
+    links = {key: url for key, url in incident.links.items() if key in ("execution", "state_machine")}
+    actions, _ = _link_buttons(links)
+    if actions is not None:
+        blocks.append(actions)
+    return _finish(blocks, escape(f"3DGS update: {common.follow_up_title(incident)}: {'; '.join(added)}"))
+
+
 def render_intake_error_slack(err: IntakeError) -> dict[str, Any]:
-    err = redact_model(err)
     title = common.intake_error_title(err)
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=common.truncate(title, HEADER_MAX, marker="…"), emoji=False)),

@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..models import Incident, IntakeError
-from ..redact import redact_model
 from . import common
-from .text import render_intake_error_text, render_text
+from .text import render_follow_up_text, render_intake_error_text, render_text
 
 SUBJECT_MAX_CHARS = 100
 SNS_MAX_BYTES = 262_144  # message body plus attribute names, types and values
@@ -90,10 +89,9 @@ def _string(value: str) -> dict[str, str]:
 
 
 def render_sns(incident: Incident) -> SnsMessage:
-    incident = common.redacted(incident)
     diagnosis = incident.diagnosis
     return SnsMessage(
-        subject=sns_subject(f"[3DGS] {common.verdict(incident)}: {incident.event.subject_name}"),
+        subject=sns_subject(f"[3DGS] {common.verdict(incident)}: {common.subject_name(incident)}"),
         message=fit_message(render_text(incident, color=False)),
         attributes={
             "kind": _string("incident"),
@@ -107,8 +105,21 @@ def render_sns(incident: Incident) -> SnsMessage:
     )
 
 
+def render_follow_up_sns(incident: Incident, added: list[str]) -> SnsMessage:
+    return SnsMessage(
+        subject=sns_subject(f"[3DGS] update: {common.subject_name(incident)}"),
+        message=fit_message(render_follow_up_text(incident, added)),
+        attributes={
+            "kind": _string("follow_up"),
+            "category": _string(incident.diagnosis.category.value),
+            "cause": _string(incident.diagnosis.cause),
+            "source": _string(incident.event.source),
+            "severity": _string("info"),
+        },
+    )
+
+
 def render_intake_error_sns(err: IntakeError) -> SnsMessage:
-    err = redact_model(err)
     attributes = {"kind": _string("intake_error"), "severity": _string("medium")}
     if err.source:
         attributes["source"] = _string(err.source)

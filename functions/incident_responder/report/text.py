@@ -6,13 +6,22 @@ rest is evidence, then what to do, then where to look.
 
 from __future__ import annotations
 
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
 from ..models import Incident, IntakeError
-from ..redact import redact_model
 from . import common
+
+M = TypeVar("M", bound=BaseModel)
 
 FAILURE_REASON_MAX = 4000
 FACTS_LINE_WIDTH = 100
 
+# ANSI/VT escape sequences (CSI, OSC, and two-character ESC sequences) and the other C0/C1
+# control characters: text from logs must never move the cursor, retitle or recolour a terminal.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _RESET = "\033[0m"
 _STYLES = {"alert": "\033[1;31m", "verdict": "\033[1;33m", "heading": "\033[1;36m", "dim": "\033[2m"}
 
@@ -42,9 +51,29 @@ def _wrap_facts(facts: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (tabs and newlines kept)."""
+    return _ESCAPES.sub("", text)
+
+
+def _printable_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_printable_data(item) for item in value]
+    if isinstance(value, dict):
+        return {_printable_data(key): _printable_data(item) for key, item in value.items()}
+    return value
+
+
+def _printable_model(model: M) -> M:
+    return type(model).model_validate(_printable_data(model.model_dump(mode="python")))
+
+
 def render_text(incident: Incident, *, color: bool = False) -> str:
-    """The CLI's report; secrets are redacted before anything is laid out."""
-    incident = common.redacted(incident)
+    """The CLI's report. The Incident is redacted by construction; here text from logs loses its
+    control and escape sequences before anything is laid out (our own colours come after)."""
+    incident = _printable_model(incident.without_log_lines())
     paint = _Painter(color)
     diagnosis = incident.diagnosis
     out: list[str] = [
@@ -80,7 +109,7 @@ def render_text(incident: Incident, *, color: bool = False) -> str:
         for command in diagnosis.commands:
             out += _indent(command)
 
-    links = common.links_of(incident)
+    links = incident.links
     if links:
         out += ["", paint("heading", "Links")]
         width = max(len(common.link_label(key)) for key in links)
@@ -95,8 +124,21 @@ def render_text(incident: Incident, *, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_follow_up_text(incident: Incident, added: list[str], *, color: bool = False) -> str:
+    """The short message sent when a later event adds to an incident already reported."""
+    incident = _printable_model(incident.without_log_lines())
+    paint = _Painter(color)
+    out = [paint("heading", common.follow_up_title(incident)),
+           f"  still {common.verdict(incident)} (confidence {common.confidence_pct(incident)}); this event added:"]
+    out += [f"  - {printable(item)}" for item in added]
+    for key in ("execution", "state_machine"):
+        if key in incident.links:
+            out.append(f"  {common.link_label(key)}: {incident.links[key]}")
+    return "\n".join(out) + "\n"
+
+
 def render_intake_error_text(err: IntakeError, *, color: bool = False) -> str:
-    err = redact_model(err)
+    err = _printable_model(err)
     paint = _Painter(color)
     out = [paint("alert", f"INTAKE ERROR {common.intake_error_title(err)}"
                           f" (event {err.event_id or 'without id'})")]

@@ -1,12 +1,13 @@
 """Where reports go: Slack (incoming webhook), SNS, stdout.
 
-Each sink redacts right before sending (whatever the caller did) and returns a
-Notification instead of raising, so one failed sink never stops the others.
+Sinks receive an Incident that is redacted by construction (triage's boundary) and return a
+Notification; run_guarded runs each on its own thread and turns a raising sink into a failed
+Notification, so one failed sink never stops or delays the others.
 """
 
 from __future__ import annotations
 
-from .base import Sink, SinkConfigError, notify, notify_intake_error
+from .base import Sink, SinkConfigError, run_guarded
 from .slack import SlackWebhookParams, SlackWebhookSink
 from .sns import SnsParams, SnsSink
 from .stdout import StdoutParams, StdoutSink
@@ -23,6 +24,5 @@ __all__ = [
     "SnsSink",
     "StdoutParams",
     "StdoutSink",
-    "notify",
-    "notify_intake_error",
+    "run_guarded",
 ]

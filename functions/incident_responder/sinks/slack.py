@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import random
+import time
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..models import Incident, IntakeError, Notification
-from ..redact import redact, redact_data
-from .base import DETAIL_MAX, SinkConfigError, failed
+from ..redact import redact
+from .base import DETAIL_MAX, Kind, SinkConfigError, failed, seconds_left
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -22,6 +24,9 @@ class SlackWebhookParams(BaseModel):
     webhook_url: SecretStr
     timeout_s: int = Field(5, ge=1, le=30)
     max_retries: int = Field(2, ge=0, le=10)
+    max_retry_after_s: float = Field(
+        10.0, ge=0, le=300, description="a 429's Retry-After longer than this is not waited for (the "
+                                        "delivery fails and the event's retry delivers it later)")
 
     @field_validator("webhook_url")
     @classmethod
@@ -34,20 +39,58 @@ class SlackWebhookParams(BaseModel):
         return webhook_url
 
 
+def _bounded_rate_limit_handler(max_retries: int, cap_s: float, time_left: Callable[[], float | None]):
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+        """Honours Retry-After only while it is short and the function has the time for it."""
+
+        @staticmethod
+        def _retry_after(response: Any) -> float:
+            for name, values in (response.headers or {}).items():
+                if name.lower() == "retry-after":
+                    try:
+                        return float(values[0] if isinstance(values, list) else values)
+                    except (TypeError, ValueError):
+                        return 1.0
+            return 1.0
+
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            wait = self._retry_after(response)
+            left = time_left()
+            return wait <= cap_s and (left is None or wait + 1 < left)
+
+        def prepare_for_next_attempt(self, *, state: Any, request: Any, response: Any = None,
+                                     error: Any = None) -> None:
+            state.next_attempt_requested = True
+            time.sleep(self._retry_after(response) + random.random() / 4)
+            state.increment_current_attempt()
+
+    return BoundedRateLimitRetryHandler(max_retry_count=max_retries)
+
+
 class SlackWebhookSink:
     name = "slack"
 
     def __init__(self, params: SlackWebhookParams) -> None:
-        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+        self.params = params
+
+    def _client(self, deadline: float | None) -> Any:
+        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
         from slack_sdk.webhook import WebhookClient
 
-        self.params = params
-        self._client = WebhookClient(
-            url=params.webhook_url.get_secret_value().strip(),
-            timeout=params.timeout_s,
+        left = seconds_left(deadline)
+        timeout = self.params.timeout_s if left is None else max(1, min(self.params.timeout_s, int(left) - 1))
+        return WebhookClient(
+            url=self.params.webhook_url.get_secret_value().strip(),
+            timeout=timeout,
             retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=params.max_retries),
-                RateLimitErrorRetryHandler(max_retry_count=params.max_retries),
+                ConnectionErrorRetryHandler(max_retry_count=self.params.max_retries),
+                ServerErrorRetryHandler(max_retry_count=self.params.max_retries),
+                _bounded_rate_limit_handler(self.params.max_retries, self.params.max_retry_after_s,
+                                            lambda: seconds_left(deadline)),
             ],
         )
 
@@ -86,32 +129,30 @@ class SlackWebhookSink:
         except ValidationError as error:
             raise SinkConfigError(f"Slack webhook secret {secret_id!r}: {error}") from None
 
-    def send(self, incident: Incident) -> Notification:
+    def send(self, incident: Incident, *, deadline: float | None = None) -> Notification:
         from ..report.slack import render_slack
 
-        try:
-            payload = render_slack(incident)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._post(payload)
+        return self._post(render_slack(incident), deadline, "alert")
 
-    def send_intake_error(self, err: IntakeError) -> Notification:
+    def send_follow_up(self, incident: Incident, added: list[str], *, deadline: float | None = None) -> Notification:
+        from ..report.slack import render_follow_up_slack
+
+        return self._post(render_follow_up_slack(incident, added), deadline, "follow_up")
+
+    def send_intake_error(self, err: IntakeError, *, deadline: float | None = None) -> Notification:
         from ..report.slack import render_intake_error_slack
 
-        try:
-            payload = render_intake_error_slack(err)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._post(payload)
+        return self._post(render_intake_error_slack(err), deadline, "intake_error")
 
-    def _post(self, payload: dict[str, Any]) -> Notification:
+    def _post(self, payload: dict[str, Any], deadline: float | None, kind: Kind) -> Notification:
         # Console links need a signed-in browser; Slack's unfurl bot would only fetch a login page.
         payload = {**payload, "unfurl_links": False, "unfurl_media": False}
         try:
-            response = self._client.send_dict(redact_data(payload))
+            response = self._client(deadline).send_dict(payload)
         except Exception as error:  # connection errors once the retry handler gave up
-            return failed(self.name, "webhook post failed", error)
+            return failed(self.name, "webhook post failed", error, kind=kind)
         # WebhookClient returns Slack's error statuses (429 after retries, 4xx, 5xx) instead of raising.
         if response.status_code != 200:
-            return failed(self.name, "webhook answered", f"HTTP {response.status_code}: {response.body}")
-        return Notification(sink=self.name, ok=True, detail=redact(f"HTTP 200: {response.body}")[:DETAIL_MAX])
+            return failed(self.name, "webhook answered", f"HTTP {response.status_code}: {response.body}", kind=kind)
+        return Notification(sink=self.name, ok=True, detail=redact(f"HTTP 200: {response.body}")[:DETAIL_MAX],
+                            kind=kind)

@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..models import Incident, IntakeError, Notification
-from ..redact import redact, redact_data
-from ..report.sns import SnsMessage, render_intake_error_sns, render_sns, sns_subject
-from .base import failed
+from ..report.sns import SnsMessage, render_follow_up_sns, render_intake_error_sns, render_sns
+from .base import Kind, failed
 
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
@@ -39,23 +38,19 @@ class SnsSink:
         self.params = params
         self.client = sns_client
 
-    def send(self, incident: Incident) -> Notification:
-        try:
-            message = render_sns(incident)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._publish(message, group=incident.key, dedup=f"{incident.key}|{incident.event.event_id}")
+    def send(self, incident: Incident, *, deadline: float | None = None) -> Notification:
+        return self._publish(render_sns(incident), group=incident.key, dedup=f"{incident.key}|alert", kind="alert")
 
-    def send_intake_error(self, err: IntakeError) -> Notification:
-        try:
-            message = render_intake_error_sns(err)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._publish(message, group="intake-errors", dedup=f"intake|{err.event_id or err.raw_excerpt}")
+    def send_follow_up(self, incident: Incident, added: list[str], *, deadline: float | None = None) -> Notification:
+        return self._publish(render_follow_up_sns(incident, added), group=incident.key,
+                             dedup=f"{incident.key}|follow-up|{incident.linked_event_ids[-1]}", kind="follow_up")
 
-    def _publish(self, message: SnsMessage, *, group: str, dedup: str) -> Notification:
-        kwargs: dict[str, Any] = redact_data(message.publish_kwargs())
-        kwargs["Subject"] = sns_subject(redact(kwargs["Subject"]))
+    def send_intake_error(self, err: IntakeError, *, deadline: float | None = None) -> Notification:
+        return self._publish(render_intake_error_sns(err), group="intake-errors",
+                             dedup=f"intake|{err.event_id or err.raw_excerpt}", kind="intake_error")
+
+    def _publish(self, message: SnsMessage, *, group: str, dedup: str, kind: Kind) -> Notification:
+        kwargs: dict[str, Any] = message.publish_kwargs()
         kwargs["TopicArn"] = self.params.topic_arn
         if self.params.topic_arn.endswith(".fifo"):
             kwargs["MessageGroupId"] = hashlib.sha256(group.encode()).hexdigest()
@@ -63,6 +58,6 @@ class SnsSink:
         try:
             response = self.client.publish(**kwargs)
         except Exception as error:  # botocore ClientError, endpoint/connection errors alike
-            return failed(self.name, f"publish to {self.params.topic_arn} failed", error)
+            return failed(self.name, f"publish to {self.params.topic_arn} failed", error, kind=kind)
         return Notification(sink=self.name, ok=True, message_id=response.get("MessageId"),
-                            detail=f"published to {self.params.topic_arn}")
+                            detail=f"published to {self.params.topic_arn}", kind=kind)

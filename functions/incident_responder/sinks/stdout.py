@@ -8,9 +8,8 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict
 
 from ..models import Incident, IntakeError, Notification
-from ..redact import redact
-from ..report.text import render_intake_error_text, render_text
-from .base import failed
+from ..report.text import render_follow_up_text, render_intake_error_text, render_text
+from .base import Kind, failed
 
 
 class StdoutParams(BaseModel):
@@ -27,25 +26,19 @@ class StdoutSink:
         # Resolved now, not at import, so that a replaced sys.stdout (tests, CLI pipes) is used.
         self.stream = stream if stream is not None else sys.stdout
 
-    def send(self, incident: Incident) -> Notification:
-        try:
-            text = render_text(incident, color=self.params.color)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._write(text)
+    def send(self, incident: Incident, *, deadline: float | None = None) -> Notification:
+        return self._write(render_text(incident, color=self.params.color), "alert")
 
-    def send_intake_error(self, err: IntakeError) -> Notification:
-        try:
-            text = render_intake_error_text(err, color=self.params.color)
-        except Exception as error:
-            return failed(self.name, "rendering failed", error)
-        return self._write(text)
+    def send_follow_up(self, incident: Incident, added: list[str], *, deadline: float | None = None) -> Notification:
+        return self._write(render_follow_up_text(incident, added, color=self.params.color), "follow_up")
 
-    def _write(self, text: str) -> Notification:
-        text = redact(text)
+    def send_intake_error(self, err: IntakeError, *, deadline: float | None = None) -> Notification:
+        return self._write(render_intake_error_text(err, color=self.params.color), "intake_error")
+
+    def _write(self, text: str, kind: Kind) -> Notification:
         try:
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError) as error:  # closed pipe or closed file
-            return failed(self.name, "write failed", error)
-        return Notification(sink=self.name, ok=True, detail=f"{len(text)} characters written")
+            return failed(self.name, "write failed", error, kind=kind)
+        return Notification(sink=self.name, ok=True, detail=f"{len(text)} characters written", kind=kind)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from incident_responder.evidence import GatherSettings, resolve_subject
+from incident_responder.evidence.base import GatherState
+from incident_responder.links import console_links
 from incident_responder.models import (
     Category,
     Diagnosis,
@@ -25,6 +28,7 @@ from incident_responder.models import (
     LogEvidence,
     LogStreamTail,
     Missing,
+    Subject,
     TrainingJobEvidence,
 )
 
@@ -174,7 +178,21 @@ def make_event(**overrides: Any) -> FailureEvent:
     return FailureEvent(**fields)
 
 
-def make_evidence(*, log_lines: list[str] | None = None, **overrides: Any) -> Evidence:
+def subject_of(event: FailureEvent, evidence: Evidence) -> Subject:
+    """The subject evidence gathering would resolve from this event and evidence."""
+    job = evidence.training_job
+    state = GatherState(
+        event=event, settings=GatherSettings(), sleep=lambda _s: None,
+        training_job_name=event.training_job_name or (job.name if job else None)
+        or (evidence.execution.training_job_name if evidence.execution else None),
+        image_uri=event.image_uri or (job.image_uri if job else None) or (evidence.image.uri if evidence.image else None),
+        training_job=job, logs=evidence.logs, execution=evidence.execution, image=evidence.image,
+    )
+    return resolve_subject(state)
+
+
+def make_evidence(*, log_lines: list[str] | None = None, event: FailureEvent | None = None,
+                  **overrides: Any) -> Evidence:
     fields: dict[str, Any] = dict(
         training_job=TrainingJobEvidence(
             name=JOB,
@@ -203,7 +221,11 @@ def make_evidence(*, log_lines: list[str] | None = None, **overrides: Any) -> Ev
         api_calls=5,
     )
     fields.update(overrides)
-    return Evidence(**fields)
+    fields.setdefault("subject", Subject(region=REGION))
+    evidence = Evidence(**fields)
+    if "subject" in overrides:
+        return evidence
+    return evidence.model_copy(update={"subject": subject_of(event or make_event(), evidence)})
 
 
 def make_diagnosis(**overrides: Any) -> Diagnosis:
@@ -231,12 +253,17 @@ def make_diagnosis(**overrides: Any) -> Diagnosis:
 
 def make_incident(*, event: FailureEvent | None = None, evidence: Evidence | None = None,
                   diagnosis: Diagnosis | None = None, **overrides: Any) -> Incident:
+    event = event or make_event()
+    evidence = evidence or make_evidence(event=event)
+    subject = subject_of(event, evidence)
     fields: dict[str, Any] = dict(
-        key=f"sagemaker:{JOB}",
-        event=event or make_event(),
-        evidence=evidence or make_evidence(),
+        key=f"training-job:{REGION}:{JOB}",
+        subject=subject,
+        event=event,
+        evidence=evidence.model_copy(update={"subject": subject}),
         diagnosis=diagnosis or make_diagnosis(),
-        names={"job": JOB, "log_group": LOG_GROUP, "log_stream": LOG_STREAM},
+        links=console_links(subject),
+        names=subject.template_names(),
         created_at=EVENT_TIME,
     )
     fields.update(overrides)
@@ -256,27 +283,29 @@ def make_intake_error(**overrides: Any) -> IntakeError:
     return IntakeError(**fields)
 
 
-def make_leaky_incident() -> Incident:
-    """An incident carrying every secret format in its log tail, reasons and diagnosis."""
+def make_leaky_evidence() -> tuple[FailureEvent, Evidence]:
+    """An event and evidence carrying every secret format in the log tail, reasons, hyperparameters,
+    missing-evidence notes and the names of what failed, as gathering could return them."""
     leaked_lines = [line for sample in SECRET_SAMPLES for line in sample.line.splitlines()]
     everything = "\n".join(sample.line for sample in SECRET_SAMPLES)
-    return make_incident(
-        event=make_event(failure_reason="AlgorithmError: " + everything),
-        evidence=make_evidence(
-            log_lines=leaked_lines,
-            training_job=TrainingJobEvidence(name=JOB, failure_reason=everything,
-                                             hyperparameters={"hf_token": SECRET_SAMPLES[0].line}),
-            execution=ExecutionEvidence(execution_arn=EXECUTION_ARN, cause=everything, error="States.TaskFailed"),
-            missing=[Missing(source="logs", reason=f"stream not found ({SLACK_WEBHOOK})")],
-        ),
-        diagnosis=make_diagnosis(
-            evidence=[EvidenceLine(line=n, text=sample.line, source=f"log:{LOG_STREAM}")
-                      for n, sample in enumerate(SECRET_SAMPLES, start=1)],
-            remediation=[f"Rotate the leaked key {ACCESS_KEY_ID} immediately."],
-            commands=[f"curl -H 'Authorization: Bearer {JWT}' https://api.example.com/runs"],
-            title=f"Credentials printed in the log (aws_secret_access_key={SECRET_KEY})",
-        ),
+    event = make_event(failure_reason="AlgorithmError: " + everything, training_job_name=f"{JOB}-{ACCESS_KEY_ID}")
+    evidence = make_evidence(
+        event=event,
+        log_lines=leaked_lines,
+        training_job=TrainingJobEvidence(name=f"{JOB}-{ACCESS_KEY_ID}", failure_reason=everything,
+                                         hyperparameters={"hf_token": SECRET_SAMPLES[0].line}),
+        execution=ExecutionEvidence(execution_arn=EXECUTION_ARN, cause=everything, error="States.TaskFailed"),
+        missing=[Missing(source="logs", reason=f"stream not found ({SLACK_WEBHOOK})")],
     )
+    return event, evidence
+
+
+def make_leaky_incident() -> Incident:
+    """The incident triage makes from leaky evidence: what every sink and the record receive."""
+    from incident_responder.triage import finish
+
+    event, evidence = make_leaky_evidence()
+    return finish(event, evidence)
 
 
 def all_secret_substrings() -> list[str]:

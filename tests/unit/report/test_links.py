@@ -1,7 +1,7 @@
 import pytest
 
-from incident_responder.report import console_links
-from tests.unit.report.samples import EXECUTION_ARN, JOB, make_event, make_evidence
+from incident_responder.links import console_links
+from tests.unit.report.samples import EXECUTION_ARN, JOB, make_event, make_evidence, subject_of
 
 SFN_EVENT = dict(source="stepfunctions", training_job_name=None, training_job_arn=None, image_uri=None,
                  execution_arn=EXECUTION_ARN, status="FAILED",
@@ -45,5 +45,6 @@ CASES = [
 
 @pytest.mark.parametrize(("event_overrides", "evidence_overrides", "expected"), CASES)
 def test_console_links_only_for_known_names(event_overrides, evidence_overrides, expected) -> None:
-    links = console_links(make_event(**event_overrides), make_evidence(**evidence_overrides))
+    event = make_event(**event_overrides)
+    links = console_links(subject_of(event, make_evidence(event=event, **evidence_overrides)))
     assert links == expected

@@ -5,7 +5,8 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block, SectionBlock
 
 from incident_responder.models import EvidenceLine, Missing
-from incident_responder.report import console_links, render_intake_error_slack, render_slack
+from incident_responder.links import console_links
+from incident_responder.report import render_intake_error_slack, render_slack
 from tests.unit.report.samples import (
     JOB, all_secret_substrings, make_diagnosis, make_event, make_evidence, make_incident, make_intake_error,
 )
@@ -80,7 +81,7 @@ def test_sections_carry_evidence_remediation_commands_and_missing(incident) -> N
 def test_console_links_become_url_buttons(incident) -> None:
     actions = next(b for b in _reparsed(render_slack(incident)) if b["type"] == "actions")
     buttons = {element["text"]["text"]: element["url"] for element in actions["elements"]}
-    expected = console_links(incident.event, incident.evidence)
+    expected = console_links(incident.subject)
     assert buttons == {"Training job": expected["training_job"], "Log stream": expected["log_stream"],
                        "Log group": expected["log_group"], "Execution": expected["execution"],
                        "ECR repository": expected["ecr_repository"]}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from incident_responder.models import Category, Diagnosis, Evidence, Missing
+from incident_responder.models import Category, Diagnosis, Evidence, Missing, Subject
 from incident_responder.report import render_slack, render_sns, render_text
 from tests.unit.report.samples import make_event, make_incident
 
@@ -20,7 +20,8 @@ SPARSE = [
 def test_unknown_verdict_with_no_evidence_renders_everywhere(event_overrides) -> None:
     incident = make_incident(
         event=make_event(**event_overrides),
-        evidence=Evidence(missing=[Missing(source="logs", reason="log stream not found")]),
+        evidence=Evidence(subject=Subject(region="eu-west-1"),
+                          missing=[Missing(source="logs", reason="log stream not found")]),
         diagnosis=Diagnosis(category=Category.unknown, cause="no_rule_matched", confidence=0.0,
                             title="No rule matched the evidence"),
     )

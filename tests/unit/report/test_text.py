@@ -1,6 +1,6 @@
 import pytest
 
-from incident_responder.models import EvidenceLine
+from incident_responder.models import EvidenceLine, ExecutionEvidence
 from incident_responder.report import render_intake_error_text, render_text
 from tests.unit.report.samples import (
     JOB, LOG_STREAM, all_secret_substrings, make_diagnosis, make_event, make_evidence, make_incident, make_intake_error,
@@ -17,17 +17,25 @@ def test_first_line_says_what_failed_and_the_verdict(incident) -> None:
 SFN = "arn:aws:states:us-west-2:123456789012:execution:SpaceportMLPipeline:prod-validation-9"
 
 
-@pytest.mark.parametrize(("event_overrides", "what"), [
-    ({}, f"FAILED SageMaker training job {JOB}"),
-    ({"source": "stepfunctions", "status": "FAILED", "execution_arn": SFN, "training_job_name": None},
-     "FAILED Step Functions execution prod-validation-9"),
-    ({"source": "stepfunctions", "status": "TIMED_OUT", "execution_arn": SFN},
+NO_JOB = {"training_job": None, "logs": None, "image": None,
+          "execution": ExecutionEvidence(execution_arn=SFN, status="FAILED")}
+
+
+@pytest.mark.parametrize(("event_overrides", "evidence_overrides", "what"), [
+    ({}, {}, f"FAILED SageMaker training job {JOB}"),
+    ({"source": "stepfunctions", "status": "FAILED", "execution_arn": SFN, "training_job_name": None,
+      "image_uri": None}, NO_JOB, "FAILED Step Functions execution prod-validation-9"),
+    ({"source": "stepfunctions", "status": "TIMED_OUT", "execution_arn": SFN}, {},
      f"TIMED OUT Step Functions execution prod-validation-9 (training job {JOB})"),
-    ({"source": "stepfunctions", "status": "ABORTED", "execution_arn": SFN, "training_job_name": None},
-     "ABORTED Step Functions execution prod-validation-9"),
+    ({"source": "stepfunctions", "status": "FAILED", "execution_arn": SFN, "training_job_name": None}, {},
+     f"FAILED Step Functions execution prod-validation-9 (training job {JOB})"),
+    ({"source": "stepfunctions", "status": "ABORTED", "execution_arn": SFN, "training_job_name": None,
+      "image_uri": None}, NO_JOB, "ABORTED Step Functions execution prod-validation-9"),
 ])
-def test_first_line_names_the_failed_thing_for_each_source(event_overrides, what) -> None:
-    first = render_text(make_incident(event=make_event(**event_overrides))).splitlines()[0]
+def test_first_line_names_the_failed_thing_for_each_source(event_overrides, evidence_overrides, what) -> None:
+    event = make_event(**event_overrides)
+    incident = make_incident(event=event, evidence=make_evidence(event=event, **evidence_overrides))
+    first = render_text(incident).splitlines()[0]
     assert first.startswith(f"{what} -> entry_point/")
 
 

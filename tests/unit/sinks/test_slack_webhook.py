@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from incident_responder.redact import redact
-from incident_responder.sinks import SINKS, Sink, SlackWebhookParams, SlackWebhookSink, SnsSink, StdoutSink, notify
+from incident_responder.sinks import SINKS, Sink, SlackWebhookParams, SlackWebhookSink, SnsSink, StdoutSink, run_guarded
 from incident_responder.sinks.slack import SinkConfigError
 from tests.support.slack_receiver import SlackReceiver
 from tests.unit.report.samples import (
@@ -52,11 +52,12 @@ def test_rate_limit_beyond_max_retries_fails_without_raising(slack_receiver) -> 
                                               (404, "no_service"), (403, "action_prohibited")])
 def test_error_status_is_a_failed_notification_with_status_and_body(slack_receiver, status, body) -> None:
     incident = make_incident()
-    slack_receiver.reply_next(status, body)
+    slack_receiver.reply_next(status, body, times=3)
     notification = _sink(slack_receiver).send(incident)
     assert not notification.ok
     assert notification.detail == f"webhook answered: HTTP {status}: {body}"
-    assert len(slack_receiver.requests) == 1
+    # A 500 is retried (max_retries=2); a 4xx is Slack saying no, and retrying cannot change it.
+    assert len(slack_receiver.requests) == (3 if status == 500 else 1)
 
 
 def test_unreachable_webhook_is_a_failed_notification() -> None:
@@ -84,18 +85,16 @@ def test_secrets_never_reach_the_receiver(slack_receiver) -> None:
 
 def test_a_failed_sink_does_not_stop_the_others(slack_receiver, capsys) -> None:
     incident = make_incident()
-    slack_receiver.reply_next(500)
+    slack_receiver.reply_next(500, times=3)
 
     class Exploding:
         name = "exploding"
 
-        def send(self, incident):
+        def send(self, incident, *, deadline=None):
             raise RuntimeError("token " + SLACK_WEBHOOK)
 
-        def send_intake_error(self, err):
-            raise RuntimeError("never")
-
-    notifications = notify([_sink(slack_receiver), Exploding(), StdoutSink()], incident)
+    sinks = [_sink(slack_receiver), Exploding(), StdoutSink()]
+    notifications = run_guarded([(sink, "alert", lambda sink=sink: sink.send(incident)) for sink in sinks])
     assert [(n.sink, n.ok) for n in notifications] == [("slack", False), ("exploding", False), ("stdout", True)]
     assert "[REDACTED:slack_webhook_url]" in notifications[1].detail
     assert JOB in capsys.readouterr().out

@@ -1,0 +1,89 @@
+"""One raw event in, one outcome out: parse, then triage (the pure core), then delivery. The
+Lambda handler and the CLI both call handle_event(); everything with side effects (AWS clients,
+store, sinks, sleep) is injected through Runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .delivery import Delivery, deliver, deliver_intake_error
+from .evidence import GatherSettings
+from .intake import Ignored, KnownGoodImage, parse_event
+from .models import Incident, IntakeError, Notification
+from .store import StoreUnavailable
+from .triage import triage
+
+
+@dataclass
+class Runtime:
+    """What handling an event needs from the outside world."""
+
+    clients: Any
+    delivery: Delivery
+    gather_settings: GatherSettings = field(default_factory=GatherSettings)
+    ignore_state_machines: frozenset[str] = frozenset()
+    sleep: Callable[[float], None] = time.sleep
+
+
+class Outcome(BaseModel):
+    """What happened to one event; returned by the handler and printed by the CLI."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    outcome: Literal["reported", "duplicate", "enriched", "known_good_recorded", "ignored", "intake_error"]
+    event_id: str | None = None
+    incident_key: str | None = None
+    category: str | None = None
+    cause: str | None = None
+    confidence: float | None = None
+    detail: str | None = None
+    api_calls: int = 0
+    aws_failures: int = 0
+    notifications: list[Notification] = []
+    incident: Incident | None = None
+    intake_error: IntakeError | None = None
+
+
+def handle_event(raw: Any, runtime: Runtime) -> Outcome:
+    with runtime.clients.counter.scope() as calls:
+        outcome = _handle(raw, runtime)
+    return outcome.model_copy(update={"api_calls": len(calls)})
+
+
+def _handle(raw: Any, runtime: Runtime) -> Outcome:
+    parsed = parse_event(raw, ignore_state_machines=runtime.ignore_state_machines)
+    if isinstance(parsed, IntakeError):
+        notifications = deliver_intake_error(parsed, runtime.delivery)
+        return Outcome(outcome="intake_error", event_id=parsed.event_id, detail="; ".join(parsed.errors),
+                       notifications=notifications, intake_error=parsed)
+    if isinstance(parsed, Ignored):
+        return Outcome(outcome="ignored", event_id=parsed.event_id, detail=parsed.reason)
+    if isinstance(parsed, KnownGoodImage):
+        if runtime.delivery.store is not None:
+            runtime.delivery.store.record_known_good(parsed)
+        return Outcome(outcome="known_good_recorded", event_id=parsed.event_id,
+                       detail=f"{parsed.image_uri} from {parsed.training_job_name}")
+    incident = triage(parsed, runtime.clients, runtime.gather_settings, sleep=runtime.sleep)
+    delivered = deliver(incident, runtime.delivery)
+    details = {"duplicate": "incident already reported; event linked",
+               "enriched": "incident already reported; follow-up sent: " + "; ".join(delivered.added)}
+    return Outcome(
+        outcome=delivered.outcome,
+        event_id=incident.event.event_id,
+        incident_key=incident.key,
+        category=delivered.incident.diagnosis.category.value,
+        cause=delivered.incident.diagnosis.cause,
+        confidence=delivered.incident.diagnosis.confidence,
+        detail=details.get(delivered.outcome),
+        aws_failures=incident.evidence.aws_failures,
+        notifications=delivered.notifications,
+        incident=delivered.incident,
+    )
+
+
+__all__ = ["Outcome", "Runtime", "StoreUnavailable", "handle_event"]
