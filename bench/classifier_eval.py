@@ -3,7 +3,9 @@
 
     python bench/classifier_eval.py --corpus ../shared/corpus/dev.jsonl [--synthetic-mb 50] [--json]
 
-The corpus is JSON Lines with at least `label` (a guide category id or `unknown`) and `log`.
+The corpus is JSON Lines with at least `label` (a guide category id or `unknown`) and `log`; an
+optional `also` names a second answer that is equally right (an answer equal to it is scored as right,
+and the case counts under that category in the per-category figures and the confusion matrix).
 Prints accuracy, macro-F1, per-category precision/recall, the confusion matrix, the rate of
 wrong claims on `unknown` cases, calibration of high-confidence answers, and throughput in
 MB/s over a synthetic training log; then whether each target is met. Always exits 0 when the
@@ -107,10 +109,19 @@ def read_corpus(path: Path) -> list[dict]:
             raise CorpusError(f"{path}:{number}: not JSON ({exc.msg}); each line must be one JSON object") from None
         if not isinstance(row, dict) or not isinstance(row.get("log"), str) or not isinstance(row.get("label"), str):
             raise CorpusError(f"{path}:{number}: needs string fields `label` and `log`")
+        if "also" in row and not isinstance(row["also"], str):
+            raise CorpusError(f"{path}:{number}: `also` must be a string (a second category that is equally right)")
         rows.append(row)
     if not rows:
         raise CorpusError(f"{path}: no cases")
     return rows
+
+
+def _gold(row: dict, predicted: str) -> str:
+    """The label the answer is scored against: `also` when the answer equals it (equally right), else `label`."""
+    label = row["label"] if row["label"] in LABELS else "unknown"
+    also = row.get("also")
+    return predicted if isinstance(also, str) and also in LABELS and also == predicted else label
 
 
 def evaluate(rows: list[dict], catalog=None) -> Evaluation:
@@ -120,9 +131,9 @@ def evaluate(rows: list[dict], catalog=None) -> Evaluation:
     mistakes = []
     calibration = {band: [0, 0] for band, _, _ in CONFIDENCE_BANDS}
     for row in rows:
-        gold = row["label"] if row["label"] in LABELS else "unknown"
         diagnosis = classify(row["log"], catalog=catalog)
         predicted = diagnosis.category.value  # categories beyond the guide's are already `unknown`
+        gold = _gold(row, predicted)
         confusion[gold][predicted] += 1
         correct += predicted == gold
         if gold == "unknown":

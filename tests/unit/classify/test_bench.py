@@ -55,6 +55,7 @@ def test_cli_json(corpus: Path, capsys) -> None:
         ('{"label": "cuda_gpu"}\n', "needs string fields `label` and `log`"),
         ("not json\n", "not JSON"),
         ("\n", "no cases"),
+        ('{"label": "unknown", "log": "x", "also": ["cuda_gpu"]}\n', "`also` must be a string"),
     ],
 )
 def test_bad_corpus_is_reported(tmp_path: Path, content: str, message: str, capsys) -> None:
@@ -68,3 +69,30 @@ def test_bad_corpus_is_reported(tmp_path: Path, content: str, message: str, caps
 def test_synthetic_log_ends_with_the_failure() -> None:
     log = classifier_eval.synthetic_log(200_000)
     assert len(log) >= 200_000 and log.rstrip().endswith("1.06 GiB is free.")
+
+
+PERMISSION_DENIED = "PermissionError: [Errno 13] Permission denied: '/runtime'"  # answered file_permissions_paths
+MISSING_MODULE = "ModuleNotFoundError: No module named 'gsplat'"  # answered python_dependencies
+
+
+@pytest.mark.parametrize(
+    ("case", "right", "scored_as"),
+    [
+        # the answer equals `also`: right, and it counts under that category, not as a wrong claim on `unknown`
+        ({"label": "unknown", "also": "file_permissions_paths", "log": PERMISSION_DENIED}, True,
+         "file_permissions_paths"),
+        ({"label": "cuda_gpu", "also": "python_dependencies", "log": MISSING_MODULE}, True, "python_dependencies"),
+        # `also` names another category than the answer: scored against `label` as before
+        ({"label": "cuda_gpu", "also": "entry_point", "log": MISSING_MODULE}, False, "cuda_gpu"),
+        ({"label": "unknown", "also": "cuda_gpu", "log": PERMISSION_DENIED}, False, "unknown"),
+        # `also` outside the guide's list is ignored
+        ({"label": "cuda_gpu", "also": "no_such_category", "log": MISSING_MODULE}, False, "cuda_gpu"),
+    ],
+)
+def test_an_answer_equal_to_also_is_right(case: dict, right: bool, scored_as: str, catalog) -> None:
+    evaluation = classifier_eval.evaluate([case], catalog)
+    predicted = "file_permissions_paths" if case["log"] == PERMISSION_DENIED else "python_dependencies"
+    assert evaluation.correct == int(right)
+    assert evaluation.confusion[scored_as][predicted] == 1
+    assert evaluation.unknown_wrong_claims == int(scored_as == "unknown")
+    assert evaluation.per_label[scored_as]["support"] == 1
