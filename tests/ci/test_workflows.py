@@ -273,3 +273,12 @@ def test_smoke_test_never_mounts_over_the_code_folder():
     assert mounts, "the no-GPU smoke test reads the failure file through a volume"
     for target in mounts:
         assert target.rstrip("/") not in ("/opt/ml", "/opt", "/opt/ml/code"), target
+
+
+def test_deploy_runs_the_readme_test_command_before_it_deploys():
+    runs = [str(s.get("run", "")) for _, s in _steps(_load(DEPLOY_WORKFLOW))]
+    readme_test = re.search(r"^make test\b", (REPO / "README.md").read_text(), re.M)
+    assert readme_test, "the README no longer starts with `make test`"
+    tests = next(i for i, run in enumerate(runs) if run.startswith("make test"))
+    deploy = next(i for i, run in enumerate(runs) if "sam deploy" in run)
+    assert tests < deploy

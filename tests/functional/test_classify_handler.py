@@ -35,3 +35,19 @@ def test_classify_event_gives_its_expected_diagnosis(path):
 def test_a_bad_classify_event_gets_a_clear_error(event, complaint):
     result = handler(event, None)
     assert complaint in result["error"]
+
+
+def test_unknown_names_are_refused_with_the_accepted_ones():
+    from incident_responder.handlers.classify import handler
+
+    answer = handler({"log": "anything", "names": {"bogus": "1"}})
+    assert "unknown keys ['bogus']" in answer["error"] and "job_name" in answer["error"]
+
+
+def test_the_answer_is_redacted_like_the_cli():
+    from incident_responder.handlers.classify import handler
+
+    key = "AKIA" + "B" * 16
+    answer = handler({"log": f'exec: "train": executable file not found in $PATH {key}',
+                      "names": {"job_name": f"job-{key}"}})
+    assert key not in json.dumps(answer) and "REDACTED" in json.dumps(answer)

@@ -86,3 +86,28 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and "usage: incident-responder" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["classify", "--name", "bogus=1", "-"], "--name bogus: unknown name; use one of"),
+    (["triage", "--sns-topic-arn", "alerts", "EVENT"], "--sns-topic-arn: Value error, topic_arn must be an SNS topic ARN"),
+    (["triage", "--log-wait", "100000", "EVENT"], "--log-wait: Input should be less than or equal to 600"),
+])
+def test_bad_options_get_one_clear_line_not_a_traceback(argv, message, tmp_path, capsys):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"region": "us-west-2"}))
+    code, _ = _run([str(event) if a == "EVENT" else a for a in argv], stdin=LOG)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_deeply_nested_event_file_is_refused_clearly(tmp_path, capsys):
+    event = tmp_path / "event.json"
+    event.write_text("[" * 100_000 + "]" * 100_000)
+    code, _ = _run(["triage", str(event)])
+    assert code == 2 and "nested too deeply" in capsys.readouterr().err
+
+
+def test_text_output_strips_terminal_escape_sequences():
+    code, out = _run(["classify", "-"], stdin="\x1b]0;pwned\x07\x1b[2J" + LOG + "\x1b[31m\n")
+    assert code == 0 and "\x1b" not in out and "\x07" not in out and LOG in out

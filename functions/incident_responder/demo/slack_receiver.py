@@ -15,6 +15,7 @@ over real HTTP instead of with patched clients.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +45,10 @@ class SlackReceiver:
 
     def __init__(self) -> None:
         self._requests: list[ReceivedRequest] = []
+        self._statuses: list[bool] = []
         self._replies: list[_Reply] = []
+        self._random_faults: list[tuple[float, _Reply]] = []
+        self._random = random.Random(0)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -78,7 +82,14 @@ class SlackReceiver:
     def _record(self, request: ReceivedRequest) -> _Reply:
         with self._lock:
             self._requests.append(request)
-            return self._replies.pop(0) if self._replies else _Reply(200, "ok")
+            reply = _Reply(200, "ok")
+            if self._replies:
+                reply = self._replies.pop(0)
+            else:
+                draw = self._random.random()
+                reply = next((fault for threshold, fault in self._random_faults if draw < threshold), reply)
+            self._statuses.append(reply.status == 200)
+            return reply
 
     @property
     def url(self) -> str:
@@ -89,6 +100,12 @@ class SlackReceiver:
     def requests(self) -> list[ReceivedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def statuses(self) -> list[bool]:
+        """For each request in order: whether it was answered 200 (Slack posted it)."""
+        with self._lock:
+            return list(self._statuses)
 
     def reply_next(self, status: int, body: str | None = None, *, times: int = 1,
                    retry_after: int | None = None, headers: dict[str, str] | None = None) -> None:
@@ -101,6 +118,18 @@ class SlackReceiver:
         text = body if body is not None else {429: "rate_limited", 500: "internal_error"}.get(status, str(status))
         with self._lock:
             self._replies.extend(_Reply(status, text, reply_headers) for _ in range(times))
+
+    def fail_randomly(self, rates: dict[int, float], *, retry_after: int = 1, seed: int = 0) -> None:
+        """Answer each request with a status drawn from ``rates`` (e.g. {500: 0.10, 429: 0.05}), else 200."""
+        faults, threshold = [], 0.0
+        for status, rate in rates.items():
+            threshold += rate
+            headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+            faults.append((threshold, _Reply(status, {429: "rate_limited", 500: "internal_error"}.get(status, str(status)),
+                                             headers)))
+        with self._lock:
+            self._random_faults = faults
+            self._random = random.Random(seed)
 
     def start(self) -> SlackReceiver:
         if self._thread is None:
