@@ -69,8 +69,8 @@ class FailureEvent(_Frozen):
 
 # ---------------------------------------------------------------- subject
 
-# The one ECR image URI parser: registry account, region (FIPS and China hosts too), repository,
-# tag and/or digest.
+# The one ECR image URI parser (<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag][@digest]):
+# registry account, region (FIPS and China hosts too), repository, tag and/or digest.
 _ECR_URI = re.compile(
     r"^(?P<registry>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
@@ -95,6 +95,13 @@ class ImageRef(_Frozen):
         parts = match.groupdict()
         return cls(uri=uri, registry=parts["registry"], region=parts["region"], repository=parts["repository"],
                    tag=parts["tag"], digest=parts["digest"] or digest)
+
+    @classmethod
+    def in_ecr(cls, registry: str, region: str, repository: str, *, tag: str | None = None,
+               digest: str | None = None) -> "ImageRef":
+        host = f"{registry}.dkr.ecr.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
+        uri = f"{host}/{repository}" + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+        return cls.parse(uri)
 
     @property
     def is_ecr(self) -> bool:

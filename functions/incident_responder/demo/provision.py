@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ..evidence.base import TRAINING_LOG_GROUP
+from ..models import ImageRef
 from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS
 
 
@@ -68,7 +69,7 @@ def push_images(clients: Any, repository: str, tags: list[str]) -> list[str]:
             clients.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
         except clients.ecr.exceptions.ImageAlreadyExistsException:
             pass  # already pushed with this tag: the state we want
-        uris.append(f"{EMULATOR_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}")
+        uris.append(ImageRef.in_ecr(EMULATOR_ACCOUNT, region, repository, tag=tag).uri)
     return uris
 
 
