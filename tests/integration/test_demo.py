@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 
 import pytest
@@ -37,3 +38,15 @@ def test_the_readme_main_job_prints_the_report_and_writes_the_payloads(tmp_path)
     assert any("train" in json.dumps(block) for block in slack["blocks"])
     assert sns["Subject"].startswith("[3DGS]") or "entry_point" in sns["Subject"]
     assert str(written) in text
+
+
+def test_the_demo_ignores_the_users_aws_profile_and_config(tmp_path, monkeypatch):
+    # A profile that does not exist (a common state on an engineer's laptop) and a config file
+    # that is not even valid must not matter: the demo talks only to its own emulator.
+    config = tmp_path / "config"
+    config.write_text("[profile broken\nregion = \n")
+    monkeypatch.setenv("AWS_PROFILE", "does-not-exist")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    code = main(["demo", "--out", str(tmp_path / "out"), "--no-color"], stdout=io.StringIO())
+    assert code == 0
+    assert os.environ["AWS_PROFILE"] == "does-not-exist"  # restored for the rest of the process

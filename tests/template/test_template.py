@@ -156,6 +156,8 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
         built = build_dir / fn
         assert (built / "incident_responder" / "__init__.py").is_file(), f"{fn}: package not copied"
         assert (built / "incident_responder" / "models.py").is_file()
+        # The demo's emulator and the CLI are for terminals: they never ship in a function.
+        assert not (built / "incident_responder" / "demo").exists() and not (built / "incident_responder" / "cli.py").exists()
         installed = {
             re.sub(r"[-_.]+", "_", p.name.split("-")[0]).lower() for p in built.glob("*.dist-info")
         }
