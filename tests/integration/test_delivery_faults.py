@@ -235,3 +235,16 @@ def test_concurrent_incidents_count_their_own_aws_calls(responder, failed_job):
     for thread in threads:
         thread.join()
     assert [r.api_calls for r in results] == [alone] * 4
+
+
+def test_cli_triage_exits_1_when_no_aws_evidence_could_be_gathered(failed_job, emulator, tmp_path, capsys):
+    from incident_responder.cli import main
+
+    event = failed_job()
+    event["region"] = "eu-west-1"
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    code = main(["triage", str(path), "--endpoint-url", emulator.url, "--region", REGION, "--log-wait", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "every AWS call failed" in captured.err and "FAILED SageMaker training job" in captured.out
