@@ -449,29 +449,48 @@ def _triage_statements(slack_on: bool) -> list[dict[str, Any]]:
     return _role_statements(cfn, role, {"HasSlackSecret": slack_on})
 
 
+# What the code cannot show: actions AWS takes on the function's behalf with its role.
+IMPLIED_BY_THE_PLATFORM = {
+    "logs:CreateLogStream", "logs:PutLogEvents",      # the Lambda runtime writes the function's logs
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",  # Tracing: Active
+}
+IMPLIED_BY_THE_TEMPLATE = {
+    "sqs:SendMessage": "Lambda delivers an event that failed every retry to the OnFailure queue",
+    "kms:GenerateDataKey*": "publishing to the KMS-encrypted topic",
+    "kms:Decrypt": "publishing to the KMS-encrypted topic",
+}
+# X-Ray's actions take no resource but "*" (no resource-level permissions exist for them).
+ONLY_STAR = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _code_actions() -> dict[str, set[str]]:
+    from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as idempotency_store
+
+    from incident_responder.clients import SERVICES
+    from tests.template.aws_calls import iam_actions
+
+    ours = [p for p in PACKAGE.rglob("*.py") if not set(p.relative_to(PACKAGE).parts) & {"demo", "cli.py"}]
+    found = iam_actions(ours, SERVICES)
+    for action, files in iam_actions([Path(idempotency_store.__file__)], ["dynamodb"]).items():
+        found.setdefault(action, set()).update(files)
+    return found
+
+
 @pytest.mark.parametrize("slack_on", [False, True], ids=["slack-off", "slack-on"])
-def test_triage_role_is_least_privilege(slack_on: bool) -> None:
+def test_triage_role_grants_exactly_what_the_code_calls(slack_on: bool) -> None:
     statements = _triage_statements(slack_on)
+    granted = {a for s in statements for a in _as_list(s["Action"])}
+    called = set(_code_actions())
+    if not slack_on:
+        called.discard("secretsmanager:GetSecretValue")
+    expected = called | IMPLIED_BY_THE_PLATFORM | set(IMPLIED_BY_THE_TEMPLATE)
+    assert granted - expected == set(), f"granted but never called: {sorted(granted - expected)}"
+    assert expected - granted == set(), f"called but not granted: {sorted(expected - granted)}"
     for s in statements:
         assert s["Effect"] == "Allow"
-        for action in _as_list(s["Action"]):
-            assert "*" not in action.split(":")[1] or action in ("kms:GenerateDataKey*",), action
         for resource in _as_list(s["Resource"]):
-            assert resource != "*", f"{s.get('Sid')}: Resource '*'"
-    actions = {a for s in statements for a in _as_list(s["Action"])}
-    needed = {
-        "sagemaker:DescribeTrainingJob", "logs:DescribeLogStreams", "logs:GetLogEvents",
-        "states:GetExecutionHistory", "states:DescribeExecution", "ecr:DescribeImages",
-        "sns:Publish", "kms:GenerateDataKey*", "dynamodb:PutItem", "dynamodb:GetItem",
-    }
-    assert needed <= actions, sorted(needed - actions)
-    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
-    if slack_on:
-        assert [(s["Action"], s["Resource"]) for s in secrets] == [
-            ("secretsmanager:GetSecretValue", _ref("SlackWebhookSecretArn"))
-        ]
-    else:
-        assert secrets == [], "Slack is off, yet the role may read secrets"
+            if resource == "*":
+                assert set(_as_list(s["Action"])) <= ONLY_STAR, f"{s.get('Sid')}: Resource '*' for {s['Action']}"
 
     def resources_for(action: str) -> str:
         return json.dumps([s["Resource"] for s in statements if action in _as_list(s["Action"])])
@@ -481,15 +500,41 @@ def test_triage_role_is_least_privilege(slack_on: bool) -> None:
     assert "/aws/sagemaker/TrainingJobs" in resources_for("logs:DescribeLogStreams")
     assert "PipelineStateMachineArn" in resources_for("states:GetExecutionHistory")
     assert ":execution:" in resources_for("states:GetExecutionHistory")
+    assert "repository/${TrainingImageRepository}" in resources_for("ecr:DescribeImages")
     assert "NotificationTopic" in resources_for("sns:Publish")
     assert "NotificationKey" in resources_for("kms:GenerateDataKey*")
-    assert "IncidentsTable" in resources_for("dynamodb:PutItem")
+    assert "FailedInvocationsQueue" in resources_for("sqs:SendMessage")
+    assert "/aws/lambda/${AWS::StackName}-triage:*" in resources_for("logs:PutLogEvents")
+    for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert resources_for(action) == json.dumps([{"Fn::GetAtt": ["IncidentsTable", "Arn"]}]), action
+    secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
+    if slack_on:
+        assert [(s["Action"], s["Resource"]) for s in secrets] == [
+            ("secretsmanager:GetSecretValue", _ref("SlackWebhookSecretArn"))
+        ]
 
 
-def test_classify_function_has_no_aws_access() -> None:
+def test_the_code_derived_action_list_sees_every_client_call() -> None:
+    # A guard on the extraction itself: the calls it must find in today's code.
+    found = _code_actions()
+    assert {"sagemaker:DescribeTrainingJob", "states:GetExecutionHistory", "logs:GetLogEvents",
+            "ecr:DescribeImages", "sns:Publish", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= set(found)
+    assert "states:DescribeExecution" not in found
+
+
+def test_cloudwatch_may_use_the_topic_key_only_for_this_account() -> None:
+    policy = raw()["Resources"]["NotificationKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in policy if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_classify_function_has_only_its_logs_and_traces() -> None:
     cfn = transformed()
     role = _getatt_target(_lambda_function(cfn, "ClassifyFunction")["Role"])
-    assert _role_statements(cfn, role, {"HasSlackSecret": True}) == []
+    statements = _role_statements(cfn, role, {"HasSlackSecret": True})
+    assert {a for s in statements for a in _as_list(s["Action"])} == IMPLIED_BY_THE_PLATFORM
+    logs = next(s for s in statements if "logs:PutLogEvents" in _as_list(s["Action"]))
+    assert "/aws/lambda/${AWS::StackName}-classify:*" in json.dumps(logs["Resource"])
 
 
 # ---------------------------------------------------------------- storage, topic, alarms
