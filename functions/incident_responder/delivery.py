@@ -20,7 +20,7 @@ from typing import Any, Callable
 from .links import console_links
 from .models import Incident, IntakeError, Notification
 from .sinks import Sink, run_guarded
-from .store import IncidentStore, OpenedIncident, StoreUnavailable
+from .store import IncidentStore, OpenedIncident, StoreUnavailable, follow_up_key
 
 
 class DeliveryIncomplete(RuntimeError):
@@ -61,40 +61,56 @@ class Delivered:
 def deliver(incident: Incident, delivery: Delivery) -> Delivered:
     if incident.evidence.unresolved and delivery.store is not None and delivery.join_attempts > 1:
         _wait_for_join(incident, delivery)
+    store, owner = delivery.store, incident.event.event_id
     try:
-        opened = delivery.store.open(incident) if delivery.store is not None else None
+        opened = store.open(incident) if store is not None else None
         recording = opened is not None
     except StoreUnavailable:
         opened, recording = None, False
     remembered = delivery.unrecorded.get(incident.key, {})
 
+    added: list[str] = []
     if opened is None or opened.created:
-        target, added, done, follow_ups_done = incident, [], dict(remembered), frozenset()
+        target, done, follow_ups_done = incident, dict(remembered), frozenset()
     else:
-        target, added = _enriched(opened, incident)
+        opened, target, added, recording = _enrich(store, opened, incident)
         done, follow_ups_done = {**opened.delivered, **remembered}, opened.follow_ups
-        if added and recording:
-            recording = _try(lambda: delivery.store.update_incident(target))
 
-    deadline = delivery.deadline()
     alert_sinks = [sink for sink in delivery.sinks if sink.name not in done]
     follow_up_sinks = [sink for sink in delivery.sinks if sink.name in done and added
-                       and f"{incident.event.event_id}|{sink.name}" not in follow_ups_done]
+                       and follow_up_key(owner, sink.name) not in follow_ups_done]
+    claimed_elsewhere = 0
+    if recording:
+        # Another invocation handling the same incident right now (the job's and the pipeline's
+        # events arrive together) must not send too: each delivery is claimed before it is sent.
+        try:
+            wanted = len(alert_sinks)
+            alert_sinks = [s for s in alert_sinks if store.claim(incident.key, s.name, owner=owner)]
+            follow_up_sinks = [s for s in follow_up_sinks
+                               if store.claim(incident.key, follow_up_key(owner, s.name), owner=owner)]
+            claimed_elsewhere = wanted - len(alert_sinks)
+        except StoreUnavailable:
+            recording = False
+
+    deadline = delivery.deadline()
     jobs = [(s, "alert", lambda s=s: s.send(target, deadline=deadline)) for s in alert_sinks]
     jobs += [(s, "follow_up", lambda s=s: s.send_follow_up(target, added, deadline=deadline))
              for s in follow_up_sinks]
     sent = run_guarded(jobs)
 
-    # Deliveries recorded after a store outage, now that the store answers.
+    # Deliveries made during a store outage, recorded now that the store answers.
     if recording and opened is not None and opened.created:
         for notification in remembered.values():
-            recording = recording and _try(lambda n=notification: delivery.store.record_delivery(
-                incident.key, n, event_id=incident.event.event_id))
+            recording = recording and _try(lambda n=notification: store.record_delivery(
+                incident.key, n, event_id=owner))
     notifications: list[Notification] = []
     for notification in sent:
-        if notification.ok and recording:
-            recording = _try(lambda n=notification: delivery.store.record_delivery(
-                incident.key, n, event_id=incident.event.event_id))
+        if recording:
+            if notification.ok:
+                recording = _try(lambda n=notification: store.record_delivery(incident.key, n, event_id=owner))
+            else:
+                entry = notification.sink if notification.kind == "alert" else follow_up_key(owner, notification.sink)
+                _try(lambda e=entry: store.release(incident.key, e, owner=owner))
         notifications.append(notification)
     if not recording:
         notifications = [n.model_copy(update={"recorded": False}) for n in notifications]
@@ -104,6 +120,8 @@ def deliver(incident: Incident, delivery: Delivery) -> Delivered:
         delivery.unrecorded.pop(incident.key, None)
 
     outcome = "reported" if alert_sinks else ("enriched" if added else "duplicate")
+    if not alert_sinks and not added and claimed_elsewhere:
+        outcome = "duplicate"
     result = Delivered(outcome, target.model_copy(update={"notifications": notifications}), notifications, added)
     failures = [n for n in notifications if not n.ok]
     if failures:
@@ -111,10 +129,27 @@ def deliver(incident: Incident, delivery: Delivery) -> Delivered:
             f"{len(failures)} of {len(notifications)} deliveries failed ("
             + "; ".join(f"{n.sink}: {n.detail}" for n in failures)
             + "); the event is retried and delivers only what is missing", notifications)
-    if delivery.store is not None and not recording:
+    if store is not None and not recording:
         raise DeliveryIncomplete("the alert went out but the incident store could not record it; the event is "
                                  "retried for the record", notifications)
     return result
+
+
+def _enrich(store: IncidentStore, opened: OpenedIncident, incident: Incident
+            ) -> tuple[OpenedIncident, Incident, list[str], bool]:
+    """Merge what this event adds into the stored incident. Two events enriching at once: the
+    second write fails its version check, reads the record again and merges again."""
+    for _ in range(5):
+        target, added = _enriched(opened, incident)
+        if not added:
+            return opened, target, added, True
+        try:
+            if store.update_incident(target, version=opened.version):
+                return opened, target, added, True
+            opened = store.open(incident)
+        except StoreUnavailable:
+            return opened, target, added, False
+    return opened, target, added, True
 
 
 def deliver_intake_error(error: IntakeError, delivery: Delivery) -> list[Notification]:

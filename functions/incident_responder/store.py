@@ -21,6 +21,9 @@ from .intake import KnownGoodImage
 from .models import ImageRef, Incident, IntakeError, Notification
 
 INTAKE_ERROR_TTL = timedelta(days=30)
+# A sink claimed by an invocation that then died is free again after this long (longer than the
+# function's timeout, so a live invocation never loses its claim).
+CLAIM_STALE_AFTER = timedelta(minutes=15)
 ATTEMPT_TTL = timedelta(days=2)
 # A DynamoDB item holds 400 KB (names and values); the incident's JSON is kept well under it.
 RECORD_MAX_BYTES = 300_000
@@ -39,6 +42,7 @@ class OpenedIncident:
     incident: Incident
     delivered: dict[str, Notification] = field(default_factory=dict)
     follow_ups: frozenset[str] = frozenset()
+    version: int = 1
 
 
 def _unavailable(action: str, exc: Exception) -> StoreUnavailable:
@@ -70,6 +74,9 @@ class IncidentStore:
                     "incident": {"S": record_json(incident)},
                     "deliveries": {"M": {}},
                     "follow_ups": {"M": {}},
+                    "claims": {"M": {}},
+                    "claimed_at": {"M": {}},
+                    "version": {"N": "1"},
                 },
                 ConditionExpression="attribute_not_exists(id)",
             )
@@ -95,7 +102,50 @@ class IncidentStore:
             for sink, value in item.get("deliveries", {}).get("M", {}).items()
         }
         return OpenedIncident(created=False, incident=stored, delivered=delivered,
-                              follow_ups=frozenset(item.get("follow_ups", {}).get("M", {})))
+                              follow_ups=frozenset(item.get("follow_ups", {}).get("M", {})),
+                              version=int(item.get("version", {}).get("N", "1")))
+
+    def claim(self, incident_key: str, entry: str, *, owner: str) -> bool:
+        """Claim the right to deliver ``entry`` (a sink, or a follow-up's key) before sending, so
+        that two invocations handling the same incident at once never both send. True: ours to send.
+        A claim is ours again on a retry of the same event (``owner``), and anyone's once stale."""
+        now = self._now()
+        attribute = "follow_ups" if "|" in entry else "deliveries"
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"id": self._key(incident_key)},
+                UpdateExpression="SET claims.#e = :me, claimed_at.#e = :now",
+                ConditionExpression=(f"attribute_exists(id) AND attribute_not_exists({attribute}.#e) AND "
+                                     "(attribute_not_exists(claims.#e) OR claims.#e = :me OR claimed_at.#e < :stale)"),
+                ExpressionAttributeNames={"#e": entry},
+                ExpressionAttributeValues={":me": {"S": owner}, ":now": {"N": str(int(now.timestamp()))},
+                                           ":stale": {"N": str(int((now - CLAIM_STALE_AFTER).timestamp()))}},
+            )
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable("UpdateItem", exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable("UpdateItem", exc) from None
+
+    def release(self, incident_key: str, entry: str, *, owner: str) -> None:
+        """Give a claim back after a failed send, so that the next attempt by anyone may deliver."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"id": self._key(incident_key)},
+                UpdateExpression="REMOVE claims.#e, claimed_at.#e",
+                ConditionExpression="claims.#e = :me",
+                ExpressionAttributeNames={"#e": entry},
+                ExpressionAttributeValues={":me": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _unavailable("UpdateItem", exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable("UpdateItem", exc) from None
 
     def record_delivery(self, incident_key: str, notification: Notification, *, event_id: str) -> None:
         """Record one sink's successful alert (or follow-up for ``event_id``). Idempotent."""
@@ -115,18 +165,25 @@ class IncidentStore:
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable("UpdateItem", exc) from None
 
-    def update_incident(self, incident: Incident) -> None:
-        """Replace the stored incident (an enrichment); its deliveries are kept."""
+    def update_incident(self, incident: Incident, *, version: int) -> bool:
+        """Replace the stored incident (an enrichment) if it is still at ``version``; its deliveries
+        are kept. False: another invocation enriched it first (read it again and merge)."""
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"id": self._key(incident.key)},
-                UpdateExpression="SET incident = :i ADD event_ids :e",
+                UpdateExpression="SET incident = :i, version = :next ADD event_ids :e",
                 ExpressionAttributeValues={":i": {"S": record_json(incident)},
-                                           ":e": {"SS": list(incident.linked_event_ids)}},
-                ConditionExpression="attribute_exists(id)",
+                                           ":e": {"SS": list(incident.linked_event_ids)},
+                                           ":v": {"N": str(version)}, ":next": {"N": str(version + 1)}},
+                ConditionExpression="attribute_exists(id) AND version = :v",
             )
-        except (ClientError, BotoCoreError) as exc:
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable("UpdateItem", exc) from None
+        except BotoCoreError as exc:
             raise _unavailable("UpdateItem", exc) from None
 
     def count_attempt(self, event_id: str) -> int:

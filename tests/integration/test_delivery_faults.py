@@ -248,3 +248,41 @@ def test_cli_triage_exits_1_when_no_aws_evidence_could_be_gathered(failed_job, e
     captured = capsys.readouterr()
     assert code == 1
     assert "every AWS call failed" in captured.err and "FAILED SageMaker training job" in captured.out
+
+
+def test_a_jobs_and_its_pipelines_events_handled_at_the_same_moment_alert_once(
+        aws_clients, responder, failed_job, slack_receiver):
+    # EventBridge invokes the function for both events within seconds: two containers, one incident.
+    runtime_a, runtime_b = responder(), responder()
+    pairs = []
+    for n in range(6):
+        job_event = failed_job()
+        job = job_event["detail"]["TrainingJobName"]
+        execution = f"arn:aws:states:{REGION}:123456789012:execution:SpaceportMLPipeline:run-{n}-{uuid.uuid4().hex[:6]}"
+        pipeline = _execution_event(f"arn:aws:states:{REGION}:123456789012:stateMachine:SpaceportMLPipeline",
+                                    execution, cause=f"Training job {job} failed. See FailureReason.")
+        pairs.append((job, job_event, pipeline))
+    outcomes: list = []
+    for _, job_event, pipeline in pairs:
+        barrier = threading.Barrier(2)
+
+        def run(event, runtime):
+            barrier.wait()
+            outcomes.append(handle_event(event, runtime))
+
+        threads = [threading.Thread(target=run, args=(job_event, runtime_a)),
+                   threading.Thread(target=run, args=(pipeline, runtime_b))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    alerts = [json.dumps(r.body) for r in slack_receiver.requests if "This event added" not in json.dumps(r.body)]
+    for job, _, _ in pairs:
+        assert sum(job in alert for alert in alerts) == 1, job
+    assert len(outcomes) == 12
+    assert len(read_inbox(aws_clients, responder.queue_url)) == len(pairs)  # one SNS alert each
+    for job, _, _ in pairs:
+        item = _record(aws_clients, responder.table, f"training-job:{REGION}:{job}")
+        assert set(item["deliveries"]["M"]) == {"slack", "sns"}
+        assert json.loads(item["incident"]["S"])["subject"]["execution_arn"]  # both events' facts kept
