@@ -10,7 +10,17 @@ the final Gaussian count, as a markdown table and (--json) a JSON file.
     python bench/train_gpu.py --device cpu --backend torch --images 6 --width 16 --height 12 --steps 20 --eval-at 10,20
 
 Presets: t4_1mp = 200 views of 1152x864 (the T4 memory target), ref_110 = 110 views of 640x480 (the scene
-size of the reference figure: a minimal loop at ~144 steps/s, 30.6 dB at 7k steps on an H200).
+size of the reference figure: a minimal loop at ~144 steps/s, 30.6 dB at 7k steps on an H200),
+outdoor_1mp = 320 views of 1152x864 of the generator's outdoor style (fractal textures, far background,
+200 k SfM points): a scene the default strategy grows past 2 M Gaussians before 15k steps, as real captures
+do (the output checks that claim).
+
+T4 mode (--t4-cap): the process is capped at a T4's usable 15 GiB (torch.cuda.set_per_process_memory_fraction)
+and our trainer is told the GPU has 15 GiB (so its memory plan and growth stop work to a T4's budget). A
+CUDA out-of-memory error is caught and recorded (step, Gaussians) instead of ending the run.
+
+Two GPUs: run one trainer per GPU (`--which ours`, `--which baseline`, each with its own --json), then
+`--merge a.json b.json --json both.json` builds the comparison (time to the baseline's PSNR) from them.
 
 The baseline follows gsplat 1.5.3 examples/simple_trainer.py: same init and learning rates, gsplat's own
 DefaultStrategy (1.5.3, opacity reset bug included, as users of that release get it), packed=False, plain
@@ -25,6 +35,7 @@ import gc
 import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,23 +49,44 @@ from splat_trainer.config import TrainConfig  # noqa: E402
 from splat_trainer.dataset import Scene, load_scene  # noqa: E402
 from splat_trainer.metrics import psnr, ssim  # noqa: E402
 from splat_trainer.synthetic import generate_scene  # noqa: E402
-from splat_trainer.trainer import TrainPaths, train  # noqa: E402
+from splat_trainer.trainer import StopFlag, TrainPaths, train  # noqa: E402
 
-PRESETS = {"t4_1mp": (200, 1152, 864, 100_000), "ref_110": (110, 640, 480, 60_000)}
-T4_BUDGET_BYTES = 14 * 1024**3
+# images, width, height, SfM points, generator style, detail (noise octaves, outdoor only)
+PRESETS = {"t4_1mp": (200, 1152, 864, 100_000, "room", 0), "ref_110": (110, 640, 480, 60_000, "room", 0),
+           "outdoor_1mp": (320, 1152, 864, 200_000, "outdoor", 7)}
+GIB = 1024**3
+# A T4 has 16 GB; CUDA reports about 15 GiB of it usable (total_memory 15,835 MiB less the context).
+T4_USABLE_BYTES = 15 * GIB
+GROWTH_CLAIM_GAUSSIANS, GROWTH_CLAIM_STEP = 2_000_000, 15_000
 
 
-def ensure_scene(directory: Path, images: int, width: int, height: int, points: int, seed: int, device: str) -> Path:
+def ensure_scene(directory: Path, images: int, width: int, height: int, points: int, seed: int, device: str,
+                 style: str = "room", detail: int = 0) -> Path:
     meta = directory / "scene.json"
     want = {"images": images, "width": width, "height": height, "points": points, "seed": seed}
+    if style != "room":
+        want.update(style=style, detail=detail)
     if meta.is_file():
         have = json.loads(meta.read_text())
-        if all(have.get(k) == v for k, v in want.items()):
+        if all(have.get(k, "room" if k == "style" else None) == v for k, v in want.items()):
             return directory
     t0 = time.perf_counter()
-    generate_scene(directory, images, width, height, points, seed, device=device)
-    print(f"scene: generated {images} x {width}x{height}, {points} points in {time.perf_counter() - t0:.1f}s", flush=True)
+    extra = {"style": style, "detail": detail} if style != "room" else {}
+    generate_scene(directory, images, width, height, points, seed, device=device, **extra)
+    print(f"scene: generated {images} x {width}x{height} ({style}), {points} points in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
     return directory
+
+
+def is_cuda_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def cuda_memory(device: str) -> dict:
+    if not device.startswith("cuda"):
+        return {"peak_gpu_memory_bytes": None, "peak_gpu_reserved_bytes": None}
+    return {"peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved(device)}
 
 
 def _noop(_: dict) -> None:
@@ -62,32 +94,77 @@ def _noop(_: dict) -> None:
 
 
 def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str, extra: dict,
-             on_eval=_noop) -> dict:
+             on_eval=_noop, gpu_total_bytes: int | None = None, time_limit_s: float | None = None,
+             log_every: int | None = None) -> dict:
     scene = load_scene(scene_dir, test_every=8)
     partial: dict = {"psnr": {}, "partial": True}
+    lines: list[str] = []
 
     def log(line: str) -> None:
         print("[ours] " + line, flush=True)
+        if line.startswith(("preflight", "memory", "growth", "densification")):
+            lines.append(line)
         if line.startswith("eval step="):
             fields = dict(kv.split("=", 1) for kv in line.split()[1:])
             partial["psnr"][fields["step"]] = float(fields["test_psnr"])
             on_eval(partial)
 
-    cfg = TrainConfig(max_steps=steps, eval_steps=eval_at, checkpoint_every=0, log_every=max(100, steps // 20),
-                      backend=backend, **extra)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train(cfg, scene, TrainPaths(Path(tmp) / "model", Path(tmp) / "ckpt"), device=device, resume=False,
-                       log=log)
+    cfg = TrainConfig(max_steps=steps, eval_steps=eval_at, checkpoint_every=0,
+                      log_every=log_every or max(100, steps // 20), backend=backend, **extra)
+    stop = StopFlag()
+    timer = threading.Timer(time_limit_s, stop.set, args=("time limit",)) if time_limit_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(cfg, scene, TrainPaths(Path(tmp) / "model", Path(tmp) / "ckpt"), device=device,
+                           resume=False, log=log, stop=stop, gpu_total_bytes=gpu_total_bytes)
+    except Exception as exc:
+        if not is_cuda_oom(exc):
+            raise
+        return {"status": "cuda_oom", "error": str(exc).splitlines()[0][:300], **cuda_memory(device),
+                "psnr": partial["psnr"], "config": extra, "log": lines}
+    finally:
+        if timer:
+            timer.cancel()
     m = result.metrics
     return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": m["peak_gpu_memory_bytes"],
+            "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved(device) if device.startswith("cuda") else None,
             "psnr": {k: v["psnr"] for k, v in m["eval"].items()}, "ssim": {k: v["ssim"] for k, v in m["eval"].items()},
+            "eval_train_time_s": {k: v.get("train_time_s") for k, v in m["eval"].items()},
             "gaussians": m["gaussians"], "train_time_s": m["train_time_s"], "steps": m["steps"],
-            "densification_events": m["densification_events"], "config": extra, "status": m["status"]}
+            "history": [{k: h[k] for k in ("step", "gaussians", "train_time_s", "peak_gpu_memory_bytes")}
+                        for h in m.get("history", [])],
+            "densification_events": m["densification_events"], "growth_stop": m.get("growth_stop"),
+            "images_on_device": m.get("images_on_device"), "config": extra, "status": m["status"], "log": lines}
 
 
 def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, backend: str,
-                 on_eval=_noop) -> dict:
-    """A minimal simple_trainer-style loop, written independently of splat_trainer's loop."""
+                 on_eval=_noop, time_limit_s: float | None = None, log_every: int | None = None) -> dict:
+    """A minimal simple_trainer-style loop, written independently of splat_trainer's loop. A CUDA
+    out-of-memory error (it has no memory plan) ends it with status "cuda_oom" and where it happened."""
+    history: list[dict] = []
+    evals: dict[str, dict] = {}
+    progress = {"step": 0, "gaussians": 0, "train_time": 0.0}
+    try:
+        return _baseline_loop(scene_dir, steps, eval_at, device, backend, on_eval, time_limit_s,
+                              log_every or max(100, steps // 20), history, evals, progress)
+    except Exception as exc:
+        if not is_cuda_oom(exc):
+            raise
+        print(f"[baseline] CUDA out of memory at step={progress['step']} gaussians={progress['gaussians']}",
+              flush=True)
+        return {"status": "cuda_oom", "error": str(exc).splitlines()[0][:300], "oom_step": progress["step"],
+                "oom_gaussians": progress["gaussians"], **cuda_memory(device),
+                "steps_per_s": round(progress["step"] / progress["train_time"], 2) if progress["train_time"] else None,
+                "psnr": {k: v["psnr"] for k, v in evals.items()},
+                "eval_train_time_s": {k: v["train_time_s"] for k, v in evals.items()},
+                "gaussians": progress["gaussians"], "history": history, "steps": progress["step"]}
+
+
+def _baseline_loop(scene_dir, steps, eval_at, device, backend, on_eval, time_limit_s, log_every, history, evals,
+                   progress) -> dict:
     dev = torch.device(device)
     if backend == "torch":
         from splat_trainer.raster_torch import rasterization
@@ -122,8 +199,9 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
     strategy = DefaultStrategy()
     state = strategy.initialize_state(scene_scale=scene.scene_scale)
     packed = False
-    evals: dict[str, dict] = {}
     train_time = 0.0
+    wall_t0 = time.perf_counter()
+    status = "completed"
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
@@ -138,7 +216,13 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
     train_ids = scene.train_ids
     g = torch.Generator().manual_seed(0)
     order: list[int] = []
+    step = 0
     for step in range(steps):
+        if time_limit_s and time.perf_counter() - wall_t0 > time_limit_s:
+            status = "interrupted"
+            step -= 1
+            break
+        progress.update(step=step, gaussians=len(splats["means"]), train_time=train_time)
         t0 = time.perf_counter()
         if not order:
             order = [train_ids[j] for j in torch.randperm(len(train_ids), generator=g).tolist()]
@@ -160,9 +244,11 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         train_time += time.perf_counter() - t0
-        if (step + 1) % max(100, steps // 20) == 0:
+        if (step + 1) % log_every == 0:
             print(f"[baseline] step={step + 1}/{steps} {desc} gaussians={len(splats['means'])} "
                   f"steps_per_s={(step + 1) / train_time:.1f}", flush=True)
+            history.append({"step": step + 1, "gaussians": len(splats["means"]), "train_time_s": round(train_time, 3),
+                            "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None})
         if step + 1 in eval_at:
             with torch.no_grad():
                 ps, ss = [], []
@@ -172,39 +258,145 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
                     gt_j = images_cpu[j].to(dev)[None]
                     ps.append(float(psnr(pred, gt_j)))
                     ss.append(float(ssim(pred.permute(0, 3, 1, 2), gt_j.permute(0, 3, 1, 2))))
-            evals[str(step + 1)] = {"psnr": sum(ps) / len(ps), "ssim": sum(ss) / len(ss)}
+            evals[str(step + 1)] = {"psnr": sum(ps) / len(ps), "ssim": sum(ss) / len(ss),
+                                    "train_time_s": round(train_time, 3)}
             print(f"[baseline] eval step={step + 1} test_psnr={evals[str(step + 1)]['psnr']:.3f}", flush=True)
             on_eval({"psnr": {k: v["psnr"] for k, v in evals.items()}, "gaussians": len(splats["means"]),
                      "steps_per_s": round((step + 1) / train_time, 2), "partial": True})
-    return {"steps_per_s": round(steps / train_time, 2),
-            "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
+    done = step + 1
+    return {"steps_per_s": round(done / train_time, 2) if train_time else None, **cuda_memory(device),
             "psnr": {k: v["psnr"] for k, v in evals.items()}, "ssim": {k: v["ssim"] for k, v in evals.items()},
-            "gaussians": len(splats["means"]), "train_time_s": round(train_time, 3), "steps": steps}
+            "eval_train_time_s": {k: v["train_time_s"] for k, v in evals.items()},
+            "gaussians": len(splats["means"]), "train_time_s": round(train_time, 3), "steps": done,
+            "history": history, "status": status}
+
+
+def first_step_at(history: list[dict], gaussians: int) -> int | None:
+    """The first logged step at which the count reached `gaussians` (None: never)."""
+    return next((h["step"] for h in history if h["gaussians"] >= gaussians), None)
+
+
+def growth_claim(results: dict) -> dict:
+    """Does each default-strategy trainer pass 2 M Gaussians before step 15k? (the outdoor preset's purpose)"""
+    out = {}
+    for name, r in results.items():
+        if (r.get("config") or {}).get("strategy", "default") != "default" or not r.get("history"):
+            continue
+        at = first_step_at(r["history"], GROWTH_CLAIM_GAUSSIANS)
+        out[name] = {"step_reaching_2M": at, "max_gaussians": max(h["gaussians"] for h in r["history"]),
+                     "pass": at is not None and at < GROWTH_CLAIM_STEP}
+    return out
+
+
+def time_to_psnr(r: dict, target: float) -> tuple[int, float] | None:
+    """(step, training seconds) of the first evaluation at or above `target` dB (None: never reached)."""
+    times = r.get("eval_train_time_s") or {}
+    for step in sorted(r.get("psnr", {}), key=int):
+        if r["psnr"][step] >= target and times.get(step) is not None:
+            return int(step), float(times[step])
+    return None
+
+
+def time_to_quality(results: dict, reference: str = "baseline", milestones: tuple[int, ...] = (7000,)) -> dict:
+    """For every trainer: training time to reach the reference's PSNR at each milestone step and at its last
+    evaluation, and the speed-up over the reference's own time to it (>1: sooner)."""
+    ref = results.get(reference)
+    if not ref or not ref.get("psnr"):
+        return {}
+    ref_steps = sorted(ref["psnr"], key=int)
+    targets = {f"{reference}@{m}": m for m in milestones if str(m) in ref["psnr"]}
+    targets[f"{reference}@final({ref_steps[-1]})"] = int(ref_steps[-1])
+    out: dict = {}
+    for label, step in targets.items():
+        target = ref["psnr"][str(step)]
+        ref_time = (ref.get("eval_train_time_s") or {}).get(str(step))
+        row = {"target_psnr": round(target, 3), "reference_time_s": ref_time}
+        for name, r in results.items():
+            if name == reference:
+                continue
+            hit = time_to_psnr(r, target)
+            row[name] = ({"step": hit[0], "time_s": round(hit[1], 1),
+                          "speedup": round(ref_time / hit[1], 2) if ref_time and hit[1] else None}
+                         if hit else None)
+        out[label] = row
+    return out
+
+
+def _gib(value) -> str:
+    return f"{value / GIB:.2f}" if value else "n/a"
 
 
 def table(results: dict, eval_at: list[int], scene_desc: str, machine: str) -> str:
+    shown = [s for s in eval_at if s in (7000, 15000, 30000)] or eval_at[-3:]
     lines = [f"Scene: {scene_desc}. Machine: {machine}.", "",
-             "| trainer | steps/s | peak GPU memory (GiB) | " + " | ".join(f"test PSNR @{s}" for s in eval_at)
-             + " | Gaussians |", "|---|---|---|" + "---|" * len(eval_at) + "---|"]
+             "| trainer | status | steps | steps/s | peak GPU memory (GiB, allocated / reserved) | "
+             + " | ".join(f"test PSNR @{s}" for s in shown) + " | Gaussians (final / max) | 2 M reached at step |",
+             "|---|---|---|---|---|" + "---|" * len(shown) + "---|---|"]
     for name, r in results.items():
-        mem = r.get("peak_gpu_memory_bytes")
-        mem_s = f"{mem / 1024**3:.2f}" if mem else "n/a"
-        ps = " | ".join(f"{r['psnr'][str(s)]:.2f}" if str(s) in r["psnr"] else "-" for s in eval_at)
-        lines.append(f"| {name} | {r.get('steps_per_s', '-')} | {mem_s} | {ps} | {r.get('gaussians', '-')} |")
+        ps = " | ".join(f"{r['psnr'][str(s)]:.2f}" if str(s) in r.get("psnr", {}) else "-" for s in shown)
+        hist = r.get("history") or []
+        mx = max((h["gaussians"] for h in hist), default=r.get("gaussians", "-"))
+        reached = first_step_at(hist, GROWTH_CLAIM_GAUSSIANS) if hist else None
+        status = r.get("status", "completed")
+        if status == "cuda_oom":
+            status = f"CUDA OOM at step {r.get('oom_step', '?')}"
+        lines.append(f"| {name} | {status} | {r.get('steps', '-')} | {r.get('steps_per_s', '-')} | "
+                     f"{_gib(r.get('peak_gpu_memory_bytes'))} / {_gib(r.get('peak_gpu_reserved_bytes'))} | {ps} | "
+                     f"{r.get('gaussians', '-')} / {mx} | {reached or '-'} |")
+    ttq = time_to_quality(results)
+    if ttq:
+        lines += ["", "Time to the baseline's PSNR (training seconds; speed-up = baseline's time / trainer's):"]
+        for label, row in ttq.items():
+            parts = [f"{n}: " + (f"step {v['step']}, {v['time_s']} s, x{v['speedup']}" if v else "not reached")
+                     for n, v in row.items() if n not in ("target_psnr", "reference_time_s")]
+            lines.append(f"- {label} = {row['target_psnr']} dB (baseline {row['reference_time_s']} s): " + "; ".join(parts))
+    claim = growth_claim(results)
+    if claim:
+        lines += ["", f"Growth claim (default strategy passes {GROWTH_CLAIM_GAUSSIANS:,} Gaussians before step "
+                      f"{GROWTH_CLAIM_STEP:,}):"]
+        lines += [f"- {n}: {'PASS' if c['pass'] else 'FAIL'} (reached at step {c['step_reaching_2M']}, "
+                  f"max {c['max_gaussians']:,})" for n, c in claim.items()]
     return "\n".join(lines)
+
+
+def summarize(out: dict) -> dict:
+    results = out["results"]
+    return {**out, "time_to_quality": time_to_quality(results), "growth_claim": growth_claim(results),
+            "table": table(results, out["eval_at"], out["scene"], out["machine"])}
+
+
+def merge(paths: list[Path]) -> dict:
+    """One comparison from per-GPU runs of the same scene and schedule (e.g. ours on GPU 0, baseline on GPU 1)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    scenes = {p["scene"] for p in parts}
+    if len(scenes) != 1:
+        raise SystemExit(f"--merge: the files are of different scenes or schedules: {sorted(scenes)}")
+    results: dict = {}
+    for p in parts:
+        for name, r in p["results"].items():
+            results[name if name not in results else f"{name}#{len(results)}"] = {**r, "gpu": p.get("gpu")}
+    first = parts[0]
+    return summarize({**{k: first[k] for k in ("scene", "machine", "torch", "eval_at")}, "results": results,
+                      "t4_cap_bytes": first.get("t4_cap_bytes"), "merged_from": [str(p) for p in paths],
+                      "complete": all(p.get("complete") for p in parts)})
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", choices=sorted(PRESETS), help="scene size preset (overrides --images/--width/...)")
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="scene preset (overrides --images/--width/...)")
     ap.add_argument("--images", type=int, default=110)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--points", type=int, default=60_000)
+    ap.add_argument("--style", choices=["room", "outdoor"], default="room", help="synthetic scene style")
+    ap.add_argument("--detail", type=int, default=7, help="outdoor style: noise octaves")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scene-dir", type=Path, help="where the synthetic scene is (re)used; default under /tmp")
     ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--eval-at", default="7000", help="comma-separated steps at which test PSNR is measured")
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="also evaluate every N steps (finer time-to-PSNR; evaluation time is not training time)")
+    ap.add_argument("--log-every", type=int, default=0, help="steps between progress rows (Gaussians over time)")
     ap.add_argument("--which", default="ours,baseline",
                     help="comma-separated, run in this order: ours, baseline, or a name from --ours-variants")
     ap.add_argument("--device", default="cuda")
@@ -212,12 +404,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours-config", default="{}", help="JSON of extra TrainConfig fields for our trainer")
     ap.add_argument("--ours-variants", default="{}",
                     help='JSON {"NAME": {TrainConfig fields}}: more configurations of our trainer, named in --which')
+    ap.add_argument("--t4-cap", action="store_true",
+                    help="cap the process at a T4's usable 15 GiB and tell our trainer the GPU has 15 GiB")
+    ap.add_argument("--time-limit", type=float, default=0,
+                    help="stop each trainer after this many wall-clock seconds (status interrupted)")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--merge", type=Path, nargs="+", help="merge these result files (one run per GPU) into --json")
     ap.add_argument("--warmup-steps", type=int, default=100, help="untimed steps run first on a GPU (0: none)")
     a = ap.parse_args(argv)
+    if a.merge:
+        merged = merge(a.merge)
+        print(merged["table"], flush=True)
+        if a.json:
+            a.json.write_text(json.dumps(merged, indent=1))
+        return 0
     if a.preset:
-        a.images, a.width, a.height, a.points = PRESETS[a.preset]
-    eval_at = sorted({int(s) for s in a.eval_at.split(",") if s.strip()})
+        a.images, a.width, a.height, a.points, a.style, a.detail = PRESETS[a.preset]
+    eval_at = {int(s) for s in a.eval_at.split(",") if s.strip()}
+    if a.eval_every:
+        eval_at |= set(range(a.eval_every, a.steps + 1, a.eval_every))
+    eval_at = sorted(eval_at)
     if any(s < 1 or s > a.steps for s in eval_at):
         ap.error(f"--eval-at {a.eval_at}: every step must be between 1 and --steps {a.steps}")
     which = [w.strip() for w in a.which.split(",") if w.strip()]
@@ -227,44 +433,61 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--which: unknown {sorted(unknown)}; accepted: baseline, {', '.join(sorted(variants))}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA GPU is visible; use --device cpu --backend torch for the smoke mode")
-    scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}"
-    ensure_scene(scene_dir, a.images, a.width, a.height, a.points, a.seed, a.device)
+    if a.t4_cap and not a.device.startswith("cuda"):
+        ap.error("--t4-cap needs a CUDA device")
+    style_tag = f"_{a.style}{a.detail}" if a.style != "room" else ""
+    scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / (
+        f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}{style_tag}")
+    ensure_scene(scene_dir, a.images, a.width, a.height, a.points, a.seed, a.device, a.style, a.detail)
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU"
-    desc = f"synthetic, {a.images} views of {a.width}x{a.height}, {a.points} SfM points, {a.steps} steps"
+    desc = (f"synthetic {a.style}{f' (detail {a.detail})' if a.style != 'room' else ''}, {a.images} views of "
+            f"{a.width}x{a.height}, {a.points} SfM points, {a.steps} steps")
+    gpu_total = None
+    if a.t4_cap:
+        index = torch.device(a.device).index
+        index = torch.cuda.current_device() if index is None else index
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, T4_USABLE_BYTES / total), index)
+        gpu_total = T4_USABLE_BYTES
+        desc += f", capped at a T4's {T4_USABLE_BYTES / GIB:.0f} GiB"
     results: dict[str, dict] = {}
+    header = {"scene": desc, "machine": machine, "torch": torch.__version__, "eval_at": eval_at,
+              "t4_cap_bytes": T4_USABLE_BYTES if a.t4_cap else None,
+              "gpu": torch.cuda.current_device() if a.device.startswith("cuda") else None}
 
     def save_partial() -> None:
         # written after every run, so a run cut off by a time limit still leaves the finished ones behind
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps({"scene": desc, "machine": machine, "torch": torch.__version__,
-                                          "eval_at": eval_at, "results": results, "complete": False}, indent=1))
+            a.json.write_text(json.dumps({**header, "results": results, "complete": False}, indent=1))
 
     if a.warmup_steps and a.device.startswith("cuda"):
         # CUDA context, kernel loading and allocator growth are paid once per process: pay them before either
         # timed run, or whichever trainer runs first looks slower
-        run_ours(scene_dir, a.warmup_steps, [a.warmup_steps], a.device, a.backend, {})
+        run_ours(scene_dir, a.warmup_steps, [a.warmup_steps], a.device, a.backend, {}, gpu_total_bytes=gpu_total)
     for name in which:
         gc.collect()
         if a.device.startswith("cuda"):
             torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(a.device)
+
         def on_eval(partial: dict, name: str = name) -> None:
             results[name] = partial
             save_partial()
 
         if name == "baseline":
-            results[name] = run_baseline(scene_dir, a.steps, eval_at, a.device, a.backend, on_eval=on_eval)
+            results[name] = run_baseline(scene_dir, a.steps, eval_at, a.device, a.backend, on_eval=on_eval,
+                                         time_limit_s=a.time_limit or None, log_every=a.log_every or None)
         else:
             results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, variants[name],
-                                     on_eval=on_eval)
+                                     on_eval=on_eval, gpu_total_bytes=gpu_total, time_limit_s=a.time_limit or None,
+                                     log_every=a.log_every or None)
         save_partial()
-    out = {"scene": desc, "machine": machine, "torch": torch.__version__, "eval_at": eval_at, "results": results,
-           "t4_budget_bytes": T4_BUDGET_BYTES, "complete": True}
-    text = table(results, eval_at, desc, machine)
-    print(text, flush=True)
+    out = summarize({**header, "results": results, "complete": True})
+    print(out["table"], flush=True)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({**out, "table": text}, indent=1))
+        a.json.write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -1,11 +1,20 @@
-"""Synthetic 3DGS scene: a ray-traced room of textured primitives with known cameras, written as a COLMAP
-binary model + PNG images, for tests and benchmarks.
+"""Synthetic 3DGS scene: ray-traced textured primitives with known cameras, written as a COLMAP binary
+model + PNG images, for tests and benchmarks. Two styles:
+
+- ``room`` (default): a dome-enclosed room of smoothly striped spheres and boxes. Easy to fit: the default
+  strategy stops growing at 0.2-0.4 M Gaussians and test PSNR reaches ~40 dB.
+- ``outdoor``: what a 360-degree outdoor capture looks like to the trainer. Multi-octave value-noise
+  textures down to about a pixel at the cameras' distance (gravel/grass ground, bark-like objects), a far
+  background (sky with clouds and a mountain band at 80 units, 15-20x the cameras' orbit) and SfM points
+  that, as in COLMAP, are sparse on the far background. `detail` is the number of noise octaves: more
+  octaves, finer texture, more Gaussians before the error stops driving densification.
 
 Why ray-traced analytic primitives: the ground truth is exact and textured at several frequencies, so test
 PSNR measures the trainer rather than SfM noise, and the same seed gives the same scene on any machine.
 The tracer is PyTorch, so it runs on a GPU for benchmark-sized scenes (200 x 1 MP) and on CPU for tests.
 
     python -m splat_trainer.synthetic OUT --images 200 --width 1152 --height 864 [--points 60000] [--seed 0]
+    python -m splat_trainer.synthetic OUT --style outdoor --images 320 --width 1152 --height 864 --points 200000
 """
 
 from __future__ import annotations
@@ -24,6 +33,12 @@ from .colmap import Camera, Image, Points3D, rotmat_to_qvec, write_model_binary
 
 ROOM_RADIUS = 6.0
 LIGHT_DIR = torch.tensor([0.4, 0.3, 0.85])
+STYLES = ("room", "outdoor")
+# outdoor: the far background (sky and mountains) is a sphere of this radius; COLMAP triangulates few
+# points that far away (small parallax), so the generator keeps only FAR_POINT_KEEP of the SfM points there
+FAR_RADIUS = 80.0
+FAR_POINT_KEEP = 0.05
+DEFAULT_DETAIL = 7
 
 
 @dataclass
@@ -157,6 +172,178 @@ def surface_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, pri
     return col.clamp(0, 1)
 
 
+# ---------------------------------------------------------------- outdoor style
+
+def _hash01(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor, salt: int) -> torch.Tensor:
+    """A lattice hash in [0, 1), integer arithmetic only: identical on CPU and GPU, exact at any coordinate."""
+    h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (salt * 2654435761)
+    h = (h ^ (h >> 13)) * 1274126177
+    h = h ^ (h >> 16)
+    return (h & 0xFFFFFF).float() / float(0x1000000)
+
+
+def value_noise(p: torch.Tensor, freq: float, salt: int) -> torch.Tensor:
+    """Trilinearly interpolated lattice noise in [0, 1) with a smoothstep fade, [R, 3] -> [R]."""
+    q = p * freq
+    i = torch.floor(q)
+    f = q - i
+    f = f * f * (3.0 - 2.0 * f)
+    i = i.long()
+    out = torch.zeros(p.shape[0], device=p.device)
+    for dx in (0, 1):
+        wx = f[:, 0] if dx else 1.0 - f[:, 0]
+        for dy in (0, 1):
+            wy = f[:, 1] if dy else 1.0 - f[:, 1]
+            for dz in (0, 1):
+                wz = f[:, 2] if dz else 1.0 - f[:, 2]
+                out = out + wx * wy * wz * _hash01(i[:, 0] + dx, i[:, 1] + dy, i[:, 2] + dz, salt)
+    return out
+
+
+def fbm(p: torch.Tensor, base_freq: float, octaves: int, gain: float, salt: int, contrast: float = 3.0) -> torch.Tensor:
+    """Fractal noise in [0, 1]: `octaves` octaves from base_freq, each twice the frequency and `gain` times
+    the amplitude of the one before (gain 0.5 is a natural image's 1/f spectrum; higher is busier), stretched
+    by `contrast` about 0.5 (a sum of octaves clusters near the mean)."""
+    total, norm, amp, freq = torch.zeros(p.shape[0], device=p.device), 0.0, 1.0, base_freq
+    for k in range(max(1, octaves)):
+        total = total + amp * value_noise(p, freq, salt * 101 + k)
+        norm += amp
+        amp *= gain
+        freq *= 2.0
+    return ((total / norm - 0.5) * contrast + 0.5).clamp(0, 1)
+
+
+@dataclass
+class OutdoorScene:
+    """Ground plane z = 0 out to the far sphere, noise-textured spheres ("bushes") and boxes ("rocks",
+    "crates") around a central cluster, and the far sphere (sky, clouds, a mountain band)."""
+
+    prim: Primitives
+    detail: int
+
+    def to(self, device) -> "OutdoorScene":
+        return OutdoorScene(self.prim.to(device), self.detail)
+
+
+def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL) -> OutdoorScene:
+    g = torch.Generator().manual_seed(seed + 17)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g)
+
+    n_s, n_b = 28, 14
+    # a central cluster (the capture's subject) inside the cameras' orbit (radius 3.5-5.5) and a ring of
+    # objects outside it, 7-16 units out (its surroundings, seen behind the subject)
+    rad = torch.cat([rand(8) * 1.3, 7.0 + rand(n_s - 8) * 9.0])
+    ang = rand(n_s) * 2 * math.pi
+    sphere_r = torch.cat([0.25 + rand(8) * 0.35, 0.4 + rand(n_s - 8) * 1.1])
+    sphere_c = torch.stack([rad * torch.cos(ang), rad * torch.sin(ang), sphere_r * (0.6 + 0.5 * rand(n_s))], -1)
+    b_rad = torch.cat([rand(4) * 1.2, 7.0 + rand(n_b - 4) * 9.0])
+    b_ang = rand(n_b) * 2 * math.pi
+    half = torch.cat([0.15 + rand(4, 3) * 0.3, 0.3 + rand(n_b - 4, 3) * 0.9])
+    centre = torch.stack([b_rad * torch.cos(b_ang), b_rad * torch.sin(b_ang), half[:, 2]], -1)
+    prim = Primitives(
+        sphere_c=sphere_c, sphere_r=sphere_r,
+        sphere_col=torch.stack([rand(n_s, 3) * torch.tensor([0.3, 0.5, 0.2]) + torch.tensor([0.05, 0.2, 0.03]),
+                                rand(n_s, 3) * 0.6 + 0.3], 1),
+        sphere_freq=6.0 + rand(n_s).mul(10).floor(),
+        box_min=centre - half, box_max=centre + half,
+        box_col=torch.stack([rand(n_b, 3) * 0.35 + 0.25, rand(n_b, 3) * 0.5 + 0.45], 1),
+        box_freq=4.0 + rand(n_b).mul(8).floor(),
+    )
+    return OutdoorScene(prim, detail)
+
+
+def trace_outdoor(origins: torch.Tensor, dirs: torch.Tensor, scene: OutdoorScene) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour [R, 3] and hit point [R, 3] of each ray (every ray hits: the far sphere encloses the scene)."""
+    prim = scene.prim
+    b = (origins * dirs).sum(-1)
+    c = (origins * origins).sum(-1) - FAR_RADIUS**2
+    best_t = -b + torch.sqrt((b * b - c).clamp_min(0))
+    kind = torch.zeros(dirs.shape[0], dtype=torch.long, device=dirs.device)  # 0 far, 1 ground, 2 sphere, 3 box
+    index = torch.zeros_like(kind)
+    t_floor = -origins[:, 2] / dirs[:, 2]
+    hit = (dirs[:, 2] < 0) & (t_floor > 1e-4) & (t_floor < best_t)
+    best_t = torch.where(hit, t_floor, best_t)
+    kind = torch.where(hit, 1, kind)
+    for s in range(prim.sphere_c.shape[0]):
+        oc = origins - prim.sphere_c[s]
+        b = (oc * dirs).sum(-1)
+        c = (oc * oc).sum(-1) - prim.sphere_r[s] ** 2
+        disc = b * b - c
+        t = -b - torch.sqrt(disc.clamp_min(0))
+        hit = (disc > 0) & (t > 1e-4) & (t < best_t)
+        best_t = torch.where(hit, t, best_t)
+        kind = torch.where(hit, 2, kind)
+        index = torch.where(hit, s, index)
+    inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
+    for k in range(prim.box_min.shape[0]):
+        t0 = (prim.box_min[k] - origins) * inv
+        t1 = (prim.box_max[k] - origins) * inv
+        t_near = torch.minimum(t0, t1).amax(-1)
+        t_far = torch.maximum(t0, t1).amin(-1)
+        hit = (t_near < t_far) & (t_near > 1e-4) & (t_near < best_t)
+        best_t = torch.where(hit, t_near, best_t)
+        kind = torch.where(hit, 3, kind)
+        index = torch.where(hit, k, index)
+    p = origins + dirs * best_t[:, None]
+    return outdoor_colour(p, kind, index, scene), p
+
+
+def outdoor_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    prim, octaves, dev = scene.prim, scene.detail, p.device
+    col = torch.zeros_like(p)
+    # far sphere: sky gradient with clouds above a mountain band whose ridge is itself fractal
+    d = p / FAR_RADIUS
+    elev = torch.asin(d[:, 2].clamp(-1, 1))
+    ridge = 0.05 + 0.12 * fbm(torch.stack([d[:, 0], d[:, 1], torch.zeros_like(d[:, 0])], -1), 3.0, octaves, 0.6, 11)
+    mountain = (elev < ridge).float()[:, None]
+    rock = fbm(p, 0.4, octaves, 0.7, 12)
+    mtn_col = torch.stack([0.25 + 0.3 * rock, 0.3 + 0.25 * rock, 0.28 + 0.2 * rock], -1)
+    cloud = fbm(p, 0.05, octaves, 0.65, 13).sub(0.45).mul(3.0).clamp(0, 1)
+    sky = torch.stack([0.45 + 0.1 * d[:, 2], 0.6 + 0.1 * d[:, 2], 0.85 + 0.1 * d[:, 2]], -1)
+    sky = sky * (1 - cloud[:, None]) + cloud[:, None] * 0.95
+    col = torch.where((kind == 0)[:, None], mountain * mtn_col + (1 - mountain) * sky, col)
+    # ground: grass patches and gravel, busy down to a few millimetres (a pixel at the orbit's distance)
+    n_up = torch.tensor([0.0, 0.0, 1.0], device=dev).expand_as(p)
+    patch = fbm(p * torch.tensor([1.0, 1.0, 0.0], device=dev), 0.3, 3, 0.5, 21, contrast=1.5)
+    grain = fbm(p, 4.0, octaves, 0.8, 22)
+    grass = torch.stack([0.15 + 0.25 * grain, 0.35 + 0.35 * grain, 0.08 + 0.12 * grain], -1)
+    gravel = torch.stack([0.45 + 0.4 * grain, 0.42 + 0.38 * grain, 0.38 + 0.35 * grain], -1)
+    w = ((patch - 0.45) * 8.0).clamp(0, 1)[:, None]
+    col = torch.where((kind == 1)[:, None], _shade(p, n_up, grass * w + gravel * (1 - w)), col)
+    # spheres ("bushes"): two colours mixed by fractal noise at the sphere's own scale
+    si = index.clamp(max=prim.sphere_c.shape[0] - 1)
+    n_s = (p - prim.sphere_c[si]) / prim.sphere_r[si][:, None]
+    leaf = fbm(p, 2.0, octaves, 0.8, 31) * 0.85 + 0.15 * _stripes(torch.atan2(n_s[:, 1], n_s[:, 0]), prim.sphere_freq[si])
+    s_alb = prim.sphere_col[si, 0] * (1 - leaf[:, None]) + prim.sphere_col[si, 1] * leaf[:, None]
+    col = torch.where((kind == 2)[:, None], _shade(p, n_s, s_alb), col)
+    # boxes ("rocks", "crates"): fractal grain with a coarse grid
+    bi = index.clamp(max=prim.box_min.shape[0] - 1)
+    bmin, bmax = prim.box_min[bi], prim.box_max[bi]
+    rel = (p - (bmin + bmax) / 2) / ((bmax - bmin) / 2)
+    n_b = torch.nn.functional.one_hot(rel.abs().argmax(-1), 3).float() * torch.sign(rel)
+    stone = fbm(p, 2.0, octaves, 0.75, 41) * 0.8 + 0.2 * _stripes(p[:, 0] + p[:, 1] + p[:, 2], prim.box_freq[bi])
+    b_alb = prim.box_col[bi, 0] * (1 - stone[:, None]) + prim.box_col[bi, 1] * stone[:, None]
+    col = torch.where((kind == 3)[:, None], _shade(p, n_b, b_alb), col)
+    return col.clamp(0, 1)
+
+
+def outdoor_camera_poses(n: int, seed: int) -> list[np.ndarray]:
+    """A 360-degree capture around the central cluster: one turn, radius 3.5-5.5, heights 0.6-2.4 (a person
+    walking round it twice at two heights, as in Mip-NeRF 360's outdoor scenes)."""
+    rng = np.random.default_rng(seed)
+    poses = []
+    for i in range(n):
+        a = 2 * math.pi * i / n * 2.0 + rng.uniform(-0.03, 0.03)
+        radius = 4.5 + 0.8 * math.sin(5 * a) + rng.uniform(-0.2, 0.2)
+        height = (0.8 if i < n // 2 else 1.9) + 0.3 * math.sin(3 * a) + rng.uniform(-0.1, 0.1)
+        eye = np.array([radius * math.cos(a), radius * math.sin(a), height])
+        target = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(0.2, 0.6)])
+        poses.append(look_at(eye, target))
+    return poses
+
+
 def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """World-to-camera 4x4 in COLMAP/OpenCV convention (x right, y down, z forward)."""
     f = target - eye
@@ -186,8 +373,9 @@ def camera_poses(n: int, seed: int) -> list[np.ndarray]:
 
 
 def render_view(w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-                prim: Primitives, device: torch.device, supersample: int = 2) -> torch.Tensor:
-    """uint8 [H, W, 3] image, box-filtered over supersample x supersample rays per pixel."""
+                prim, device: torch.device, supersample: int = 2) -> torch.Tensor:
+    """uint8 [H, W, 3] image, box-filtered over supersample x supersample rays per pixel. `prim` is the room's
+    Primitives or an OutdoorScene."""
     ss = supersample
     c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32, device=device)
     ys, xs = torch.meshgrid(
@@ -199,27 +387,41 @@ def render_view(w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float, wid
     dirs = d_cam @ c2w[:3, :3].T
     dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     origins = c2w[:3, 3].expand_as(dirs)
-    col, _ = trace(origins, dirs, prim)
+    col, _ = trace_any(origins, dirs, prim)
     img = col.reshape(height, ss, width, ss, 3).mean(dim=(1, 3))
     return (img * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu()
 
 
-def sample_points(prim: Primitives, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
+def trace_any(origins: torch.Tensor, dirs: torch.Tensor, prim) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(prim, OutdoorScene):
+        return trace_outdoor(origins, dirs, prim)
+    return trace(origins, dirs, prim)
+
+
+def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
                   seed: int, device) -> tuple[np.ndarray, np.ndarray]:
     """SfM-like points: surface hits of random rays from the training cameras, with a little noise.
-    Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it)."""
+    Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it).
+    Outdoor: hits on the far sphere are kept with probability FAR_POINT_KEEP (COLMAP's sparse background)."""
     g = torch.Generator(device="cpu").manual_seed(seed + 1)
     per_view = max(1, math.ceil(n_points / len(poses)))
+    outdoor = isinstance(prim, OutdoorScene)
+    rays = per_view * 3 if outdoor else per_view
     xyz, rgb = [], []
     for w2c in poses:
         c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32)
-        px = torch.rand(per_view, generator=g) * width
-        py = torch.rand(per_view, generator=g) * height
+        px = torch.rand(rays, generator=g) * width
+        py = torch.rand(rays, generator=g) * height
         d = torch.stack([(px - cx) / fx, (py - cy) / fy, torch.ones_like(px)], -1) @ c2w[:3, :3].T
         d = (d / d.norm(dim=-1, keepdim=True)).to(device)
-        col, p = trace(c2w[:3, 3].to(device).expand_as(d), d, prim)
-        xyz.append(p.cpu())
-        rgb.append(col.cpu())
+        col, p = trace_any(c2w[:3, 3].to(device).expand_as(d), d, prim)
+        col, p = col.cpu(), p.cpu()
+        if outdoor:
+            far = p.norm(dim=-1) > FAR_RADIUS * 0.99
+            keep = ~far | (torch.rand(rays, generator=g) < FAR_POINT_KEEP)
+            col, p = col[keep][:per_view], p[keep][:per_view]
+        xyz.append(p)
+        rgb.append(col)
     xyz_t = torch.cat(xyz)[:n_points]
     xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * 0.01  # SfM triangulation noise
     return xyz_t.double().numpy(), (torch.cat(rgb)[:n_points] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -227,18 +429,26 @@ def sample_points(prim: Primitives, poses: list[np.ndarray], fx, fy, cx, cy, wid
 
 def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, height: int = 24,
                    n_points: int = 2000, seed: int = 0, device: str | torch.device = "cpu",
-                   supersample: int = 2) -> Path:
+                   supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL) -> Path:
     """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json."""
+    if style not in STYLES:
+        raise ValueError(f"style={style!r}: accepted {', '.join(STYLES)}")
+    if detail < 1:
+        raise ValueError(f"detail={detail}: the number of noise octaves must be >= 1")
     from PIL import Image as PILImage
 
     out = Path(out_dir)
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
-    prim = make_primitives(seed).to(device)
+    if style == "outdoor":
+        prim = make_outdoor(seed, detail).to(device)
+        poses = outdoor_camera_poses(n_images, seed)
+    else:
+        prim = make_primitives(seed).to(device)
+        poses = camera_poses(n_images, seed)
     fx = fy = 0.9 * width
     cx, cy = width / 2.0, height / 2.0
-    poses = camera_poses(n_images, seed)
     names = [f"view_{i:04d}.png" for i in range(n_images)]
 
     def save(i_img):
@@ -263,7 +473,8 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     write_model_binary(out / "sparse" / "0", cameras, images, points)
     (out / "scene.json").write_text(json.dumps(
         {"generator": "splat_trainer.synthetic", "images": n_images, "width": width, "height": height,
-         "points": int(len(xyz)), "seed": seed, "supersample": supersample}, indent=1))
+         "points": int(len(xyz)), "seed": seed, "supersample": supersample, "style": style,
+         **({"detail": detail} if style == "outdoor" else {})}, indent=1))
     return out
 
 
@@ -276,9 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", type=int, default=60_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--supersample", type=int, default=2)
+    ap.add_argument("--style", choices=STYLES, default="room",
+                    help="room: smooth textures, grows to ~0.3 M Gaussians; outdoor: fractal textures and a far "
+                         "background, grows like a real capture")
+    ap.add_argument("--detail", type=int, default=DEFAULT_DETAIL, help="outdoor: noise octaves (finer texture)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample)
+    generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail)
     print(f"wrote {a.images} views of {a.width}x{a.height} and {a.points} points to {a.out}")
     return 0
 

@@ -181,6 +181,8 @@ class Trainer:
         self.evals: dict[str, dict[str, float]] = {}
         self.train_time_s = 0.0
         self.events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0}
+        # one row per log interval: step, Gaussians, training time so far, peak GPU memory so far
+        self.history: list[dict[str, Any]] = []
 
     def _means_scheduler(self) -> torch.optim.lr_scheduler.ExponentialLR:
         """The means' learning rate decays to lr_means_final_factor over max_steps (simple_trainer)."""
@@ -197,6 +199,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "strategy_state": {k: v for k, v in self.strategy_state.items()},
             "evals": self.evals,
+            "history": self.history,
             "train_time_s": self.train_time_s,
             "events": self.events,
             "rng_cpu": torch.get_rng_state(),
@@ -226,6 +229,7 @@ class Trainer:
                                for k, v in payload["strategy_state"].items()}
         self.evals, self.train_time_s = payload["evals"], payload["train_time_s"]
         self.events = payload.get("events", self.events)
+        self.history = payload.get("history", [])
         torch.set_rng_state(payload["rng_cpu"].cpu())
         if self.device.type == "cuda" and "rng_cuda" in payload:
             torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), self.device)
@@ -266,7 +270,8 @@ class Trainer:
             psnrs.append(psnr(pred, gt))
             ssims.append(ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)))
         result = {"psnr": float(torch.stack(psnrs).mean()), "ssim": float(torch.stack(ssims).mean()),
-                  "gaussians": len(self.splats["means"]), "n_test_views": len(psnrs)}
+                  "gaussians": len(self.splats["means"]), "n_test_views": len(psnrs),
+                  "train_time_s": round(self.train_time_s, 3)}
         self.evals[str(self.step)] = result
         self.log(f"eval step={self.step} test_psnr={result['psnr']:.3f} test_ssim={result['ssim']:.4f} "
                  f"gaussians={result['gaussians']} views={len(psnrs)}")
@@ -341,6 +346,11 @@ class Trainer:
                     rate = window_steps / max(now - window_t0, 1e-9)
                     self.log(progress_line(self.step, cfg.max_steps, loss_avg, psnr_from_mse(mse_avg),
                                            len(self.splats["means"]), rate, (cfg.max_steps - self.step) / rate))
+                    self.history.append({
+                        "step": self.step, "gaussians": len(self.splats["means"]),
+                        "train_time_s": round(self.train_time_s, 3),
+                        "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
+                                                  if self.device.type == "cuda" else None)})
                     loss_sum.zero_()
                     mse_sum.zero_()
                     window_steps, window_t0 = 0, time.perf_counter()
@@ -373,6 +383,7 @@ class Trainer:
             "strategy": self.cfg.strategy,
             "cap_max": self.cap_max,
             "densification_events": self.events,
+            "history": self.history,
             "scene": {"images": self.scene.n_images, "train": len(self.scene.train_ids),
                       "test": len(self.scene.test_ids), "width": int(self.scene.images[0].shape[1]),
                       "height": int(self.scene.images[0].shape[0]), "scene_scale": self.scene_scale},
