@@ -53,10 +53,12 @@ from splat_trainer.trainer import StopFlag, TrainPaths, train  # noqa: E402
 
 # images, width, height, SfM points, generator style, detail (noise octaves, outdoor only)
 PRESETS = {"t4_1mp": (200, 1152, 864, 100_000, "room", 0), "ref_110": (110, 640, 480, 60_000, "room", 0),
-           "outdoor_1mp": (320, 1152, 864, 200_000, "outdoor", 7)}
+           "outdoor_1mp": (320, 1152, 864, 200_000, "outdoor", 8)}
 GIB = 1024**3
-# A T4 has 16 GB; CUDA reports about 15 GiB of it usable (total_memory 15,835 MiB less the context).
+# The process cap for T4 mode (the issue's figure for a T4's usable memory), and what CUDA reports as a T4's
+# total memory (deviceQuery on a Tesla T4: 15,835,660,288 bytes), which our trainer plans with.
 T4_USABLE_BYTES = 15 * GIB
+T4_TOTAL_BYTES = 15_835_660_288
 GROWTH_CLAIM_GAUSSIANS, GROWTH_CLAIM_STEP = 2_000_000, 15_000
 
 
@@ -132,7 +134,7 @@ def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backe
     return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": m["peak_gpu_memory_bytes"],
             "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved(device) if device.startswith("cuda") else None,
             "psnr": {k: v["psnr"] for k, v in m["eval"].items()}, "ssim": {k: v["ssim"] for k, v in m["eval"].items()},
-            "eval_train_time_s": {k: v.get("train_time_s") for k, v in m["eval"].items()},
+            "eval_train_time_s": m.get("eval_train_time_s", {}),
             "gaussians": m["gaussians"], "train_time_s": m["train_time_s"], "steps": m["steps"],
             "history": [{k: h[k] for k in ("step", "gaussians", "train_time_s", "peak_gpu_memory_bytes")}
                         for h in m.get("history", [])],
@@ -330,19 +332,22 @@ def table(results: dict, eval_at: list[int], scene_desc: str, machine: str) -> s
     shown = [s for s in eval_at if s in (7000, 15000, 30000)] or eval_at[-3:]
     lines = [f"Scene: {scene_desc}. Machine: {machine}.", "",
              "| trainer | status | steps | steps/s | peak GPU memory (GiB, allocated / reserved) | "
-             + " | ".join(f"test PSNR @{s}" for s in shown) + " | Gaussians (final / max) | 2 M reached at step |",
-             "|---|---|---|---|---|" + "---|" * len(shown) + "---|---|"]
+             + " | ".join(f"test PSNR @{s}" for s in shown) + " | Gaussians (final / max) | 2 M reached at step | "
+             "at the memory budget |",
+             "|---|---|---|---|---|" + "---|" * len(shown) + "---|---|---|"]
     for name, r in results.items():
         ps = " | ".join(f"{r['psnr'][str(s)]:.2f}" if str(s) in r.get("psnr", {}) else "-" for s in shown)
         hist = r.get("history") or []
         mx = max((h["gaussians"] for h in hist), default=r.get("gaussians", "-"))
         reached = first_step_at(hist, GROWTH_CLAIM_GAUSSIANS) if hist else None
         status = r.get("status", "completed")
-        if status == "cuda_oom":
-            status = f"CUDA OOM at step {r.get('oom_step', '?')}"
+        stop = r.get("growth_stop")
+        at_cap = (f"densification halted at step {stop['step']} ({stop['gaussians']:,} Gaussians)" if stop else
+                  f"CUDA out of memory at step {r.get('oom_step', '?')} ({r.get('oom_gaussians', '?'):,} Gaussians)"
+                  if status == "cuda_oom" else "not reached")
         lines.append(f"| {name} | {status} | {r.get('steps', '-')} | {r.get('steps_per_s', '-')} | "
                      f"{_gib(r.get('peak_gpu_memory_bytes'))} / {_gib(r.get('peak_gpu_reserved_bytes'))} | {ps} | "
-                     f"{r.get('gaussians', '-')} / {mx} | {reached or '-'} |")
+                     f"{r.get('gaussians', '-')} / {mx} | {reached or '-'} | {at_cap} |")
     ttq = time_to_quality(results)
     if ttq:
         lines += ["", "Time to the baseline's PSNR (training seconds; speed-up = baseline's time / trainer's):"]
@@ -377,7 +382,7 @@ def merge(paths: list[Path]) -> dict:
             results[name if name not in results else f"{name}#{len(results)}"] = {**r, "gpu": p.get("gpu")}
     first = parts[0]
     return summarize({**{k: first[k] for k in ("scene", "machine", "torch", "eval_at")}, "results": results,
-                      "t4_cap_bytes": first.get("t4_cap_bytes"), "merged_from": [str(p) for p in paths],
+                      "cap_bytes": first.get("cap_bytes"), "merged_from": [str(p) for p in paths],
                       "complete": all(p.get("complete") for p in parts)})
 
 
@@ -389,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--points", type=int, default=60_000)
     ap.add_argument("--style", choices=["room", "outdoor"], default="room", help="synthetic scene style")
-    ap.add_argument("--detail", type=int, default=7, help="outdoor style: noise octaves")
+    ap.add_argument("--detail", type=int, default=8, help="outdoor style: noise octaves")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scene-dir", type=Path, help="where the synthetic scene is (re)used; default under /tmp")
     ap.add_argument("--steps", type=int, default=7000)
@@ -405,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours-variants", default="{}",
                     help='JSON {"NAME": {TrainConfig fields}}: more configurations of our trainer, named in --which')
     ap.add_argument("--t4-cap", action="store_true",
-                    help="cap the process at a T4's usable 15 GiB and tell our trainer the GPU has 15 GiB")
+                    help="cap the process at a T4's usable 15 GiB and tell our trainer the GPU is a T4 (15.8 GB)")
+    ap.add_argument("--cap-gib", type=float, default=0,
+                    help="cap the process at this many GiB and tell our trainer the GPU has that much "
+                         "(a smaller GPU, or a scene that much larger on a T4)")
     ap.add_argument("--time-limit", type=float, default=0,
                     help="stop each trainer after this many wall-clock seconds (status interrupted)")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -433,8 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--which: unknown {sorted(unknown)}; accepted: baseline, {', '.join(sorted(variants))}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda but no CUDA GPU is visible; use --device cpu --backend torch for the smoke mode")
-    if a.t4_cap and not a.device.startswith("cuda"):
-        ap.error("--t4-cap needs a CUDA device")
+    if (a.t4_cap or a.cap_gib) and not a.device.startswith("cuda"):
+        ap.error("--t4-cap and --cap-gib need a CUDA device")
+    if a.t4_cap and a.cap_gib:
+        ap.error("--t4-cap and --cap-gib: choose one")
     style_tag = f"_{a.style}{a.detail}" if a.style != "room" else ""
     scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / (
         f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}{style_tag}")
@@ -442,17 +452,18 @@ def main(argv: list[str] | None = None) -> int:
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU"
     desc = (f"synthetic {a.style}{f' (detail {a.detail})' if a.style != 'room' else ''}, {a.images} views of "
             f"{a.width}x{a.height}, {a.points} SfM points, {a.steps} steps")
-    gpu_total = None
-    if a.t4_cap:
+    gpu_total, cap_bytes = None, None
+    if a.t4_cap or a.cap_gib:
+        cap_bytes = T4_USABLE_BYTES if a.t4_cap else int(a.cap_gib * GIB)
+        gpu_total = T4_TOTAL_BYTES if a.t4_cap else cap_bytes
         index = torch.device(a.device).index
         index = torch.cuda.current_device() if index is None else index
         total = torch.cuda.get_device_properties(index).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, T4_USABLE_BYTES / total), index)
-        gpu_total = T4_USABLE_BYTES
-        desc += f", capped at a T4's {T4_USABLE_BYTES / GIB:.0f} GiB"
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), index)
+        desc += f", capped at {cap_bytes / GIB:g} GiB" + (" (a T4)" if a.t4_cap else "")
     results: dict[str, dict] = {}
     header = {"scene": desc, "machine": machine, "torch": torch.__version__, "eval_at": eval_at,
-              "t4_cap_bytes": T4_USABLE_BYTES if a.t4_cap else None,
+              "cap_bytes": cap_bytes, "gpu_total_bytes_told_to_ours": gpu_total,
               "gpu": torch.cuda.current_device() if a.device.startswith("cuda") else None}
 
     def save_partial() -> None:

@@ -209,10 +209,10 @@ FAILURE_CASES = [
     FailureCase("model_folder_blocked", OUTPUT_NOT_WRITABLE, ("/model is not writable",), damage=block_model_folder),
     FailureCase("disk_full", DISK_FULL, ("has 0.50 GiB free", "raise the job's VolumeSizeInGB"),
                 free_disk_bytes=GIB // 2),
-    FailureCase("mcmc_cap_too_big_for_a_t4", GPU_MEMORY_BUDGET_EXCEEDED,
-                ("strategy=mcmc, cap_max=10000000", "of Tesla T4 (sm_75)'s 14.6 GiB", "set data_factor=2 or strategy=mcmc "
-                 "with cap_max="),
-                hyperparameters={"strategy": "mcmc", "cap_max": "10000000"}),
+    FailureCase("budget_below_the_sfm_points", GPU_MEMORY_BUDGET_EXCEEDED,
+                ("300 points, strategy=default) cannot fit", "fewer than the 300 SfM points need",
+                 "of Tesla T4 (sm_75)'s 14.6 GiB", "set data_factor=2 or a GPU with more memory"),
+                hyperparameters={"gpu_memory_budget_fraction": "0.03"}),
 ]
 
 

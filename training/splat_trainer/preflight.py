@@ -471,29 +471,30 @@ def check_free_disk(paths: SageMakerPaths, needed: int, free_bytes: Callable[[Pa
 
 
 def check_gpu_memory(cfg: TrainConfig, model: ColmapModel, facts: PlatformFacts) -> str:
+    """The memory plan for the scene (memory.plan_memory: where the images live, the most Gaussians the budget
+    holds, cap_max) with the job's time and cost on ml.g4dn.xlarge; a scene that cannot fit at all fails."""
+    from splat_trainer.cost import estimate_t4_job
     from splat_trainer.dataset import scene_stats
-    from splat_trainer.memory import estimate_gpu_memory_bytes, mcmc_cap_for_memory
+    from splat_trainer.memory import plan_memory
 
+    stats = scene_stats(model, cfg.data_factor)
+    estimate = estimate_t4_job(cfg.max_steps, stats.n_images, stats.width, stats.height, cfg.test_every,
+                               len(cfg.eval_steps)).line()
     total = facts.gpu_total_memory_bytes
     if total is None:
-        return "GPU memory unknown: not checked"
-    stats = scene_stats(model, cfg.data_factor)
-    needed = estimate_gpu_memory_bytes(cfg, stats.n_images, stats.width, stats.height, stats.n_points, total)
-    budget = int(total * cfg.gpu_memory_budget_fraction)
-    if needed > budget:
-        cap = mcmc_cap_for_memory(total, cfg, stats.n_images, stats.width, stats.height)
+        return f"GPU memory unknown: not checked; {estimate}"
+    plan = plan_memory(cfg, stats.n_images, stats.width, stats.height, stats.n_points, total)
+    if not plan.fits:
         options = [f"data_factor={cfg.data_factor * 2}" if cfg.data_factor < 8 else None,
-                   f"strategy=mcmc with cap_max={cap}" if cap >= 1000 else None,
                    "a GPU with more memory"]
         raise TrainingFailure(
             GPU_MEMORY_BUDGET_EXCEEDED,
             f"the scene ({stats.n_images} images of {stats.width}x{stats.height}, {stats.n_points} points, "
-            f"strategy={cfg.strategy}, cap_max={cfg.cap_max}) needs about {needed / GIB:.1f} GiB of GPU memory, "
-            f"over the budget of {budget / GIB:.1f} GiB ({cfg.gpu_memory_budget_fraction:.0%} of "
-            f"{_describe_gpu(facts)}'s {total / GIB:.1f} GiB)",
+            f"strategy={cfg.strategy}) cannot fit: {plan.reason}; budget {plan.budget_bytes / GIB:.1f} GiB "
+            f"({cfg.gpu_memory_budget_fraction:.0%} of {_describe_gpu(facts)}'s {total / GIB:.1f} GiB)",
             "set " + " or ".join(o for o in options if o),
         )
-    return f"estimated {needed / GIB:.1f} GiB <= budget {budget / GIB:.1f} GiB"
+    return f"{plan.summary()}; {estimate}"
 
 
 # ---------------------------------------------------------------- the whole preflight

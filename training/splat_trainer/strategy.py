@@ -15,7 +15,7 @@ MCMC (relocation needs a CUDA kernel) comes from gsplat itself; see `make_strate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -132,6 +132,9 @@ class FixedDefaultStrategy:
     revised_opacity: bool = False
     verbose: bool = False
     key_for_gradient: str = "means2d"
+    # (step, Gaussians now, Gaussians after this growth) -> whether the growth may happen (the memory budget,
+    # memory.GrowthGuard); None: always. A refused growth duplicates and splits nothing; pruning goes on.
+    growth_guard: Callable[[int, int, int], bool] | None = field(default=None, repr=False, compare=False)
 
     def initialize_state(self, scene_scale: float = 1.0) -> dict[str, Any]:
         state: dict[str, Any] = {"grad2d": None, "count": None, "scene_scale": scene_scale}
@@ -150,13 +153,17 @@ class FixedDefaultStrategy:
 
     def step_post_backward(self, params, optimizers, state, step, info, packed: bool = False) -> dict[str, int]:
         """Returns what happened at this step (counts) so callers and tests can see it."""
-        events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0}
+        events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0, "growth_refused": 0}
         if step >= self.refine_stop_iter:
             return events
         self._update_state(params, state, info, packed=packed)
         if (step > self.refine_start_iter and step % self.refine_every == 0
                 and step % self.reset_every >= self.pause_refine_after_reset):
-            events["duplicated"], events["split"] = self._grow_gs(params, optimizers, state, step)
+            grown = self._grow_gs(params, optimizers, state, step)
+            if grown is None:
+                events["growth_refused"] = 1
+            else:
+                events["duplicated"], events["split"] = grown
             events["pruned"] = self._prune_gs(params, optimizers, state, step)
             state["grad2d"].zero_()
             state["count"].zero_()
@@ -199,7 +206,8 @@ class FixedDefaultStrategy:
                                                    radii / float(max(info["width"], info["height"])))
 
     @torch.no_grad()
-    def _grow_gs(self, params, optimizers, state, step) -> tuple[int, int]:
+    def _grow_gs(self, params, optimizers, state, step) -> tuple[int, int] | None:
+        """(duplicated, split), or None when the growth guard refused the growth."""
         grads = state["grad2d"] / state["count"].clamp_min(1)
         is_grad_high = grads > self.grow_grad2d
         is_small = torch.exp(params["scales"]).max(dim=-1).values <= self.grow_scale3d * state["scene_scale"]
@@ -209,6 +217,11 @@ class FixedDefaultStrategy:
         if step < self.refine_scale2d_stop_iter:
             is_split |= state["radii"] > self.grow_scale2d
         n_split = int(is_split.sum().item())
+        n_now = len(params["means"])
+        # a split replaces one Gaussian by two: +1 each, like a duplicate
+        if self.growth_guard is not None and n_dupli + n_split > 0 and not self.growth_guard(
+                step, n_now, n_now + n_dupli + n_split):
+            return None
         if n_dupli > 0:
             duplicate(params, optimizers, state, is_dupli)
         is_split = torch.cat([is_split, torch.zeros(n_dupli, dtype=torch.bool, device=is_split.device)])
@@ -234,8 +247,10 @@ class StrategyUnavailable(RuntimeError):
     """The requested strategy cannot run with this backend/device; the message says what to change."""
 
 
-def make_strategy(cfg, backend_name: str, cap_max: int | None = None):
-    """DefaultStrategy (fixed) for "default"; gsplat's MCMCStrategy with cap_max for "mcmc" (CUDA only)."""
+def make_strategy(cfg, backend_name: str, cap_max: int | None = None,
+                  growth_guard: Callable[[int, int, int], bool] | None = None):
+    """DefaultStrategy (fixed, with the memory growth guard) for "default"; gsplat's MCMCStrategy with cap_max
+    for "mcmc" (CUDA only; cap_max is its memory bound)."""
     if cfg.strategy == "default":
         if cfg.absgrad and backend_name != "gsplat":
             raise StrategyUnavailable(
@@ -246,7 +261,7 @@ def make_strategy(cfg, backend_name: str, cap_max: int | None = None):
             prune_opa=cfg.prune_opa, grow_grad2d=cfg.grow_grad2d, grow_scale3d=cfg.grow_scale3d,
             prune_scale3d=cfg.prune_scale3d, refine_start_iter=cfg.refine_start_iter,
             refine_stop_iter=cfg.refine_stop_iter, reset_every=cfg.reset_every, refine_every=cfg.refine_every,
-            absgrad=cfg.absgrad,
+            absgrad=cfg.absgrad, growth_guard=growth_guard,
         )
     if backend_name != "gsplat":
         raise StrategyUnavailable(

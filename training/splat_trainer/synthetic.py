@@ -38,7 +38,7 @@ STYLES = ("room", "outdoor")
 # points that far away (small parallax), so the generator keeps only FAR_POINT_KEEP of the SfM points there
 FAR_RADIUS = 80.0
 FAR_POINT_KEEP = 0.05
-DEFAULT_DETAIL = 7
+DEFAULT_DETAIL = 8
 
 
 @dataclass
@@ -231,16 +231,16 @@ def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL) -> OutdoorScene:
     def rand(*shape):
         return torch.rand(*shape, generator=g)
 
-    n_s, n_b = 28, 14
-    # a central cluster (the capture's subject) inside the cameras' orbit (radius 3.5-5.5) and a ring of
-    # objects outside it, 7-16 units out (its surroundings, seen behind the subject)
-    rad = torch.cat([rand(8) * 1.3, 7.0 + rand(n_s - 8) * 9.0])
+    n_s, n_b, c_s, c_b = 48, 24, 12, 6
+    # a central cluster (the capture's subject: c_s spheres, c_b boxes) inside the cameras' orbit (radius
+    # 3.5-5.5) and a ring of objects outside it, 7-16 units out (its surroundings, seen behind the subject)
+    rad = torch.cat([rand(c_s) * 1.4, 7.0 + rand(n_s - c_s) * 9.0])
     ang = rand(n_s) * 2 * math.pi
-    sphere_r = torch.cat([0.25 + rand(8) * 0.35, 0.4 + rand(n_s - 8) * 1.1])
+    sphere_r = torch.cat([0.2 + rand(c_s) * 0.35, 0.4 + rand(n_s - c_s) * 1.1])
     sphere_c = torch.stack([rad * torch.cos(ang), rad * torch.sin(ang), sphere_r * (0.6 + 0.5 * rand(n_s))], -1)
-    b_rad = torch.cat([rand(4) * 1.2, 7.0 + rand(n_b - 4) * 9.0])
+    b_rad = torch.cat([rand(c_b) * 1.4, 7.0 + rand(n_b - c_b) * 9.0])
     b_ang = rand(n_b) * 2 * math.pi
-    half = torch.cat([0.15 + rand(4, 3) * 0.3, 0.3 + rand(n_b - 4, 3) * 0.9])
+    half = torch.cat([0.15 + rand(c_b, 3) * 0.3, 0.3 + rand(n_b - c_b, 3) * 0.9])
     centre = torch.stack([b_rad * torch.cos(b_ang), b_rad * torch.sin(b_ang), half[:, 2]], -1)
     prim = Primitives(
         sphere_c=sphere_c, sphere_r=sphere_r,
@@ -291,42 +291,62 @@ def trace_outdoor(origins: torch.Tensor, dirs: torch.Tensor, scene: OutdoorScene
 
 
 def outdoor_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
-    prim, octaves, dev = scene.prim, scene.detail, p.device
+    """Each kind's texture is evaluated on its own rays only (fractal noise is most of the generator's time)."""
     col = torch.zeros_like(p)
-    # far sphere: sky gradient with clouds above a mountain band whose ridge is itself fractal
+    for k, shade in enumerate((_far_colour, _ground_colour, _sphere_colour, _box_colour)):
+        rows = torch.nonzero(kind == k).squeeze(-1)
+        if rows.numel():
+            col[rows] = shade(p[rows], index[rows], scene)
+    return col.clamp(0, 1)
+
+
+def _far_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    """Sky gradient with clouds above a mountain band whose ridge is itself fractal."""
+    octaves = scene.detail
     d = p / FAR_RADIUS
     elev = torch.asin(d[:, 2].clamp(-1, 1))
-    ridge = 0.05 + 0.12 * fbm(torch.stack([d[:, 0], d[:, 1], torch.zeros_like(d[:, 0])], -1), 3.0, octaves, 0.6, 11)
+    ridge = 0.05 + 0.12 * fbm(torch.stack([d[:, 0], d[:, 1], torch.zeros_like(d[:, 0])], -1), 3.0, octaves, 0.6, 11,
+                              contrast=1.0)
     mountain = (elev < ridge).float()[:, None]
-    rock = fbm(p, 0.4, octaves, 0.7, 12)
+    rock = fbm(p, 0.4, octaves, 0.8, 12)
     mtn_col = torch.stack([0.25 + 0.3 * rock, 0.3 + 0.25 * rock, 0.28 + 0.2 * rock], -1)
     cloud = fbm(p, 0.05, octaves, 0.65, 13).sub(0.45).mul(3.0).clamp(0, 1)
     sky = torch.stack([0.45 + 0.1 * d[:, 2], 0.6 + 0.1 * d[:, 2], 0.85 + 0.1 * d[:, 2]], -1)
     sky = sky * (1 - cloud[:, None]) + cloud[:, None] * 0.95
-    col = torch.where((kind == 0)[:, None], mountain * mtn_col + (1 - mountain) * sky, col)
-    # ground: grass patches and gravel, busy down to a few millimetres (a pixel at the orbit's distance)
-    n_up = torch.tensor([0.0, 0.0, 1.0], device=dev).expand_as(p)
-    patch = fbm(p * torch.tensor([1.0, 1.0, 0.0], device=dev), 0.3, 3, 0.5, 21, contrast=1.5)
-    grain = fbm(p, 4.0, octaves, 0.8, 22)
+    return mountain * mtn_col + (1 - mountain) * sky
+
+
+def _ground_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    """Grass patches and gravel, busy down to a few millimetres (about a pixel at the orbit's distance)."""
+    n_up = torch.tensor([0.0, 0.0, 1.0], device=p.device).expand_as(p)
+    patch = fbm(p * torch.tensor([1.0, 1.0, 0.0], device=p.device), 0.3, 3, 0.5, 21, contrast=1.5)
+    grain = fbm(p, 4.0, scene.detail, 0.85, 22, contrast=3.5)
     grass = torch.stack([0.15 + 0.25 * grain, 0.35 + 0.35 * grain, 0.08 + 0.12 * grain], -1)
     gravel = torch.stack([0.45 + 0.4 * grain, 0.42 + 0.38 * grain, 0.38 + 0.35 * grain], -1)
     w = ((patch - 0.45) * 8.0).clamp(0, 1)[:, None]
-    col = torch.where((kind == 1)[:, None], _shade(p, n_up, grass * w + gravel * (1 - w)), col)
-    # spheres ("bushes"): two colours mixed by fractal noise at the sphere's own scale
-    si = index.clamp(max=prim.sphere_c.shape[0] - 1)
-    n_s = (p - prim.sphere_c[si]) / prim.sphere_r[si][:, None]
-    leaf = fbm(p, 2.0, octaves, 0.8, 31) * 0.85 + 0.15 * _stripes(torch.atan2(n_s[:, 1], n_s[:, 0]), prim.sphere_freq[si])
-    s_alb = prim.sphere_col[si, 0] * (1 - leaf[:, None]) + prim.sphere_col[si, 1] * leaf[:, None]
-    col = torch.where((kind == 2)[:, None], _shade(p, n_s, s_alb), col)
-    # boxes ("rocks", "crates"): fractal grain with a coarse grid
-    bi = index.clamp(max=prim.box_min.shape[0] - 1)
-    bmin, bmax = prim.box_min[bi], prim.box_max[bi]
+    return _shade(p, n_up, grass * w + gravel * (1 - w))
+
+
+def _sphere_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    """"Bushes": two colours mixed by fractal noise, faint stripes."""
+    prim = scene.prim
+    n_s = (p - prim.sphere_c[index]) / prim.sphere_r[index][:, None]
+    leaf = (fbm(p, 2.0, scene.detail, 0.85, 31, contrast=3.5) * 0.85
+            + 0.15 * _stripes(torch.atan2(n_s[:, 1], n_s[:, 0]), prim.sphere_freq[index]))
+    alb = prim.sphere_col[index, 0] * (1 - leaf[:, None]) + prim.sphere_col[index, 1] * leaf[:, None]
+    return _shade(p, n_s, alb)
+
+
+def _box_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    """"Rocks" and "crates": fractal grain with a coarse grid."""
+    prim = scene.prim
+    bmin, bmax = prim.box_min[index], prim.box_max[index]
     rel = (p - (bmin + bmax) / 2) / ((bmax - bmin) / 2)
     n_b = torch.nn.functional.one_hot(rel.abs().argmax(-1), 3).float() * torch.sign(rel)
-    stone = fbm(p, 2.0, octaves, 0.75, 41) * 0.8 + 0.2 * _stripes(p[:, 0] + p[:, 1] + p[:, 2], prim.box_freq[bi])
-    b_alb = prim.box_col[bi, 0] * (1 - stone[:, None]) + prim.box_col[bi, 1] * stone[:, None]
-    col = torch.where((kind == 3)[:, None], _shade(p, n_b, b_alb), col)
-    return col.clamp(0, 1)
+    stone = (fbm(p, 2.0, scene.detail, 0.8, 41, contrast=3.5) * 0.8
+             + 0.2 * _stripes(p[:, 0] + p[:, 1] + p[:, 2], prim.box_freq[index]))
+    alb = prim.box_col[index, 0] * (1 - stone[:, None]) + prim.box_col[index, 1] * stone[:, None]
+    return _shade(p, n_b, alb)
 
 
 def outdoor_camera_poses(n: int, seed: int) -> list[np.ndarray]:
@@ -419,7 +439,9 @@ def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, 
         if outdoor:
             far = p.norm(dim=-1) > FAR_RADIUS * 0.99
             keep = ~far | (torch.rand(rays, generator=g) < FAR_POINT_KEEP)
-            col, p = col[keep][:per_view], p[keep][:per_view]
+            # kept rays first (in ray order), then, if a view is mostly sky, the dropped ones: exactly per_view
+            order = torch.cat([torch.nonzero(keep).squeeze(-1), torch.nonzero(~keep).squeeze(-1)])[:per_view]
+            col, p = col[order], p[order]
         xyz.append(p)
         rgb.append(col)
     xyz_t = torch.cat(xyz)[:n_points]

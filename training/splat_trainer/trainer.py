@@ -21,7 +21,7 @@ from . import checkpoint as ckpt
 from .config import TrainConfig
 from .dataset import Scene
 from .export import export_ply
-from .memory import estimate_gpu_memory_bytes, images_fit_on_gpu, mcmc_cap_for_memory  # noqa: F401
+from .memory import GrowthGuard, estimate_gpu_memory_bytes, mcmc_cap_for_memory, plan_memory, scene_bytes  # noqa: F401
 from .metrics import psnr, psnr_from_mse, ssim
 from .raster_torch import SH_C0
 from .strategy import FixedDefaultStrategy, make_strategy
@@ -156,15 +156,22 @@ class Trainer:
         h, w = scene.images[0].shape[:2]
         if self.device.type == "cuda" and gpu_total_bytes is None:
             gpu_total_bytes = torch.cuda.get_device_properties(self.device).total_memory
-        if images_on_device is None:  # None: decide from the GPU's size (always on the device on a CPU)
-            images_on_device = self.device.type != "cuda" or images_fit_on_gpu(scene.n_images, w, h, gpu_total_bytes)
+        # the same plan preflight logged: where the images live, the most Gaussians the budget holds, cap_max
+        self.plan = plan_memory(cfg, scene.n_images, w, h, len(scene.points), gpu_total_bytes)
+        if images_on_device is None:  # None: as planned (always on the device on a CPU)
+            images_on_device = self.device.type != "cuda" or self.plan.images_on_gpu
         self.images_on_device = images_on_device
         self.scene = scene.to(self.device, images=self.images_on_device)
         self.scene_scale = scene.scene_scale
         self.cap_max: int | None = None
         if cfg.strategy == "mcmc":
-            self.cap_max = cfg.cap_max if isinstance(cfg.cap_max, int) else mcmc_cap_for_memory(
-                gpu_total_bytes or 16 * 1024**3, cfg, scene.n_images, w, h)
+            self.cap_max = self.plan.cap_max or (cfg.cap_max if isinstance(cfg.cap_max, int) else 1_000_000)
+        # the growth guard: a densification that would take the peak past the budget is refused (logged once)
+        self.guard: GrowthGuard | None = None
+        self.peak_bytes = 0
+        if self.plan.budget_bytes is not None:
+            self.guard = GrowthGuard(self.plan.budget_bytes,
+                                     scene_bytes(scene.n_images, w, h, self.images_on_device))
         if self.backend_name == "torch":
             from .raster_torch import check_scene_size
             check_scene_size(len(scene.points), w, h)
@@ -172,7 +179,8 @@ class Trainer:
         self.lrs = learning_rates(cfg, self.scene_scale)
         self.optimizers = make_optimizers(self.splats, self.lrs, self.device)
         self.scheduler = self._means_scheduler()
-        self.strategy = make_strategy(cfg, self.backend_name, self.cap_max)
+        self.strategy = make_strategy(cfg, self.backend_name, self.cap_max,
+                                      growth_guard=self._growth_allowed if self.guard else None)
         if isinstance(self.strategy, FixedDefaultStrategy):
             self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
         else:
@@ -180,9 +188,27 @@ class Trainer:
         self.step = 0
         self.evals: dict[str, dict[str, float]] = {}
         self.train_time_s = 0.0
-        self.events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0}
+        self.events = {"duplicated": 0, "split": 0, "pruned": 0, "opacity_reset": 0, "growth_refused": 0}
         # one row per log interval: step, Gaussians, training time so far, peak GPU memory so far
         self.history: list[dict[str, Any]] = []
+        self.eval_train_time_s: dict[str, float] = {}
+
+    def _measured_peak(self, reset: bool = False) -> int | None:
+        """Peak allocated GPU bytes since the last reset (kept in self.peak_bytes across resets); None on a CPU."""
+        if self.device.type != "cuda":
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device)
+        self.peak_bytes = max(self.peak_bytes, peak)
+        if reset:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return peak
+
+    def _growth_allowed(self, step: int, n_now: int, n_after: int) -> bool:
+        allowed = self.guard.allow(step, n_now, n_after, self._measured_peak(reset=True))
+        if not allowed and not self.guard.logged:
+            self.guard.logged = True
+            self.log(self.guard.message())
+        return allowed
 
     def _means_scheduler(self) -> torch.optim.lr_scheduler.ExponentialLR:
         """The means' learning rate decays to lr_means_final_factor over max_steps (simple_trainer)."""
@@ -200,9 +226,11 @@ class Trainer:
             "strategy_state": {k: v for k, v in self.strategy_state.items()},
             "evals": self.evals,
             "history": self.history,
+            "eval_train_time_s": self.eval_train_time_s,
             "train_time_s": self.train_time_s,
             "events": self.events,
             "rng_cpu": torch.get_rng_state(),
+            "growth_stop": self.guard.halted if self.guard else None,
         }
         if self.device.type == "cuda":
             payload["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -230,6 +258,9 @@ class Trainer:
         self.evals, self.train_time_s = payload["evals"], payload["train_time_s"]
         self.events = payload.get("events", self.events)
         self.history = payload.get("history", [])
+        self.eval_train_time_s = payload.get("eval_train_time_s", {})
+        if self.guard is not None and payload.get("growth_stop"):
+            self.guard.halted, self.guard.logged = payload["growth_stop"], True
         torch.set_rng_state(payload["rng_cpu"].cpu())
         if self.device.type == "cuda" and "rng_cuda" in payload:
             torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), self.device)
@@ -270,8 +301,9 @@ class Trainer:
             psnrs.append(psnr(pred, gt))
             ssims.append(ssim(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)))
         result = {"psnr": float(torch.stack(psnrs).mean()), "ssim": float(torch.stack(ssims).mean()),
-                  "gaussians": len(self.splats["means"]), "n_test_views": len(psnrs),
-                  "train_time_s": round(self.train_time_s, 3)}
+                  "gaussians": len(self.splats["means"]), "n_test_views": len(psnrs)}
+        # kept apart from the results: time to a PSNR is a benchmark figure, not part of what a run computes
+        self.eval_train_time_s[str(self.step)] = round(self.train_time_s, 3)
         self.evals[str(self.step)] = result
         self.log(f"eval step={self.step} test_psnr={result['psnr']:.3f} test_ssim={result['ssim']:.4f} "
                  f"gaussians={result['gaussians']} views={len(psnrs)}")
@@ -349,7 +381,7 @@ class Trainer:
                     self.history.append({
                         "step": self.step, "gaussians": len(self.splats["means"]),
                         "train_time_s": round(self.train_time_s, 3),
-                        "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
+                        "peak_gpu_memory_bytes": (max(self.peak_bytes, self._measured_peak())
                                                   if self.device.type == "cuda" else None)})
                     loss_sum.zero_()
                     mse_sum.zero_()
@@ -377,7 +409,10 @@ class Trainer:
             "train_time_s": round(self.train_time_s, 3),
             "steps_per_s": round(self.step / self.train_time_s, 2) if self.train_time_s > 0 else None,
             "wall_time_s": round(time.perf_counter() - wall_t0, 3),
-            "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
+            "peak_gpu_memory_bytes": max(self.peak_bytes, self._measured_peak()) if self.device.type == "cuda" else None,
+            "memory_plan": {"budget_bytes": self.plan.budget_bytes, "max_gaussians": self.plan.max_gaussians,
+                            "images_on_gpu": self.plan.images_on_gpu, "choices": self.plan.choices},
+            "growth_stop": self.guard.halted if self.guard else None,
             "backend": self.backend_name,
             "images_on_device": self.images_on_device,
             "strategy": self.cfg.strategy,
@@ -414,6 +449,7 @@ def train(cfg: TrainConfig, scene: Scene, paths: TrainPaths, backend: str | None
     log(f"training backend={trainer.backend_name} device={trainer.device} strategy={cfg.strategy} "
         f"cap_max={trainer.cap_max} images={scene.n_images} train={len(scene.train_ids)} test={len(scene.test_ids)} "
         f"gaussians={len(trainer.splats['means'])} start_step={trainer.step} max_steps={cfg.max_steps}")
+    log(f"memory plan: {trainer.plan.summary()}")
     return trainer.fit()
 
 
