@@ -33,14 +33,18 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+# as the image sets it (splat_trainer.main), before torch loads; both trainers run under it
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
@@ -133,6 +137,7 @@ def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backe
     m = result.metrics
     return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": m["peak_gpu_memory_bytes"],
             "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved(device) if device.startswith("cuda") else None,
+            "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
             "psnr": {k: v["psnr"] for k, v in m["eval"].items()}, "ssim": {k: v["ssim"] for k, v in m["eval"].items()},
             "eval_train_time_s": m.get("eval_train_time_s", {}),
             "gaussians": m["gaussians"], "train_time_s": m["train_time_s"], "steps": m["steps"],
@@ -343,7 +348,7 @@ def table(results: dict, eval_at: list[int], scene_desc: str, machine: str) -> s
         status = r.get("status", "completed")
         stop = r.get("growth_stop")
         at_cap = (f"densification halted at step {stop['step']} ({stop['gaussians']:,} Gaussians)" if stop else
-                  f"CUDA out of memory at step {r.get('oom_step', '?')} ({r.get('oom_gaussians', '?'):,} Gaussians)"
+                  f"CUDA out of memory at step {r.get('oom_step', '?')} ({r.get('oom_gaussians', '?')} Gaussians)"
                   if status == "cuda_oom" else "not reached")
         lines.append(f"| {name} | {status} | {r.get('steps', '-')} | {r.get('steps_per_s', '-')} | "
                      f"{_gib(r.get('peak_gpu_memory_bytes'))} / {_gib(r.get('peak_gpu_reserved_bytes'))} | {ps} | "
@@ -380,6 +385,13 @@ def merge(paths: list[Path]) -> dict:
     for p in parts:
         for name, r in p["results"].items():
             results[name if name not in results else f"{name}#{len(results)}"] = {**r, "gpu": p.get("gpu")}
+    for r in results.values():
+        # files written before the trainer reported eval times: an eval at step S follows the progress row of S
+        # in the same step, so that row's training time is the eval's
+        if r.get("psnr") and not r.get("eval_train_time_s") and r.get("history"):
+            at = {str(h["step"]): h["train_time_s"] for h in r["history"]}
+            r["eval_train_time_s"] = {s: at[s] for s in r["psnr"] if s in at}
+            r["eval_train_time_s_from_history"] = True
     first = parts[0]
     return summarize({**{k: first[k] for k in ("scene", "machine", "torch", "eval_at")}, "results": results,
                       "cap_bytes": first.get("cap_bytes"), "merged_from": [str(p) for p in paths],

@@ -166,7 +166,8 @@ def mcmc_cap_for_memory(gpu_total_bytes: int, cfg: "TrainConfig", n_images: int,
 class GrowthGuard:
     """Decides at each densification whether growing from n_now to n_after Gaussians stays inside the budget.
 
-    Projected peak = the peak measured since the last check (on a GPU; the model's estimate on a CPU) plus the
+    Two bounds: the count the memory plan allows (the model, as preflight logged it), and the projected peak:
+    the reserved peak measured since the last check (on a GPU; the model's estimate on a CPU) plus the
     new Gaussians at the larger of the model's and the measured bytes per Gaussian. The measured slope is
     (peak - first peak) / (Gaussians - first Gaussians), so the images and fixed buffers do not count as
     per-Gaussian cost. Once a growth is refused the run keeps its count (pruning, resets and training go on).
@@ -198,12 +199,15 @@ class GrowthGuard:
             return True
         self.halted = {"step": step, "gaussians": n_now, "would_be": n_after, "projected_bytes": projected,
                        "budget_bytes": self.budget_bytes, "bytes_per_gaussian": round(per_g),
-                       "measured_peak_bytes": peak_bytes}
+                       "measured_peak_bytes": peak_bytes, "max_gaussians": self.max_gaussians,
+                       "reason": "measured" if projected > self.budget_bytes else "planned count"}
         return False
 
     def message(self) -> str:
         h = self.halted or {}
+        why = (f"would take the estimated peak to {h.get('projected_bytes', 0) / GIB:.2f} GiB, over the budget of "
+               f"{self.budget_bytes / GIB:.2f} GiB (gpu_memory_budget_fraction)" if h.get("reason") == "measured" else
+               f"would pass the {h.get('max_gaussians')} Gaussians the memory plan allows (budget "
+               f"{self.budget_bytes / GIB:.2f} GiB)")
         return (f"densification halted at step={h.get('step')} gaussians={h.get('gaussians')}: growing to "
-                f"{h.get('would_be')} would take the estimated peak to {h.get('projected_bytes', 0) / GIB:.2f} GiB, "
-                f"over the budget of {self.budget_bytes / GIB:.2f} GiB (gpu_memory_budget_fraction); pruning, opacity "
-                "resets and training continue with the Gaussians it has")
+                f"{h.get('would_be')} {why}; pruning, opacity resets and training continue with the Gaussians it has")

@@ -170,8 +170,10 @@ class Trainer:
         self.guard: GrowthGuard | None = None
         self.peak_bytes = 0
         if self.plan.budget_bytes is not None:
+            # both bounds: the count the plan logged (the model) and the measured peak (what the GPU really holds)
             self.guard = GrowthGuard(self.plan.budget_bytes,
-                                     scene_bytes(scene.n_images, w, h, self.images_on_device))
+                                     scene_bytes(scene.n_images, w, h, self.images_on_device),
+                                     max_gaussians=self.plan.max_gaussians)
         if self.backend_name == "torch":
             from .raster_torch import check_scene_size
             check_scene_size(len(scene.points), w, h)
@@ -194,14 +196,20 @@ class Trainer:
         self.eval_train_time_s: dict[str, float] = {}
 
     def _measured_peak(self, reset: bool = False) -> int | None:
-        """Peak allocated GPU bytes since the last reset (kept in self.peak_bytes across resets); None on a CPU."""
+        """Peak reserved GPU bytes since the last reset (what runs out: allocated plus the allocator's
+        fragmentation); the allocated peak is kept in self.peak_bytes across resets for the report. None on a CPU."""
         if self.device.type != "cuda":
             return None
-        peak = torch.cuda.max_memory_allocated(self.device)
-        self.peak_bytes = max(self.peak_bytes, peak)
+        self.peak_bytes = max(self.peak_bytes, torch.cuda.max_memory_allocated(self.device))
+        peak = torch.cuda.max_memory_reserved(self.device)
         if reset:
             torch.cuda.reset_peak_memory_stats(self.device)
         return peak
+
+    def _peak_allocated(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return max(self.peak_bytes, torch.cuda.max_memory_allocated(self.device))
 
     def _growth_allowed(self, step: int, n_now: int, n_after: int) -> bool:
         allowed = self.guard.allow(step, n_now, n_after, self._measured_peak(reset=True))
@@ -381,8 +389,7 @@ class Trainer:
                     self.history.append({
                         "step": self.step, "gaussians": len(self.splats["means"]),
                         "train_time_s": round(self.train_time_s, 3),
-                        "peak_gpu_memory_bytes": (max(self.peak_bytes, self._measured_peak())
-                                                  if self.device.type == "cuda" else None)})
+                        "peak_gpu_memory_bytes": self._peak_allocated()})
                     loss_sum.zero_()
                     mse_sum.zero_()
                     window_steps, window_t0 = 0, time.perf_counter()
@@ -409,7 +416,7 @@ class Trainer:
             "train_time_s": round(self.train_time_s, 3),
             "steps_per_s": round(self.step / self.train_time_s, 2) if self.train_time_s > 0 else None,
             "wall_time_s": round(time.perf_counter() - wall_t0, 3),
-            "peak_gpu_memory_bytes": max(self.peak_bytes, self._measured_peak()) if self.device.type == "cuda" else None,
+            "peak_gpu_memory_bytes": self._peak_allocated(),
             "memory_plan": {"budget_bytes": self.plan.budget_bytes, "max_gaussians": self.plan.max_gaussians,
                             "images_on_gpu": self.plan.images_on_gpu, "choices": self.plan.choices},
             "growth_stop": self.guard.halted if self.guard else None,
@@ -419,6 +426,7 @@ class Trainer:
             "cap_max": self.cap_max,
             "densification_events": self.events,
             "history": self.history,
+            "eval_train_time_s": self.eval_train_time_s,
             "scene": {"images": self.scene.n_images, "train": len(self.scene.train_ids),
                       "test": len(self.scene.test_ids), "width": int(self.scene.images[0].shape[1]),
                       "height": int(self.scene.images[0].shape[0]), "scene_scale": self.scene_scale},
