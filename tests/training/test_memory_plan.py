@@ -36,6 +36,7 @@ def _train(tiny_scene, tmp_path, total):
 def test_without_a_budget_the_schedule_grows_past_the_budget_used_below(tiny_scene, tmp_path):
     result, _ = _train(tiny_scene, tmp_path, None)
     assert result.metrics["gaussians"] > 700 and result.metrics["growth_stop"] is None
+    assert result.metrics["densification_events"]["opacity_reset"] == 1  # at step 30
 
 
 def test_growth_that_would_pass_the_budget_is_halted_and_logged(tiny_scene, tmp_path):
@@ -46,11 +47,14 @@ def test_growth_that_would_pass_the_budget_is_halted_and_logged(tiny_scene, tmp_
     assert [h["gaussians"] for h in m["history"]] == [250, 250, 498, 498]
     stop = m["growth_stop"]
     assert stop["gaussians"] == 498 and stop["would_be"] > 700 and stop["projected_bytes"] > stop["budget_bytes"]
-    assert m["densification_events"]["growth_refused"] >= 1 and m["densification_events"]["split"] == 248
+    events = m["densification_events"]
+    assert events["growth_refused"] == 1 and events["split"] == 248
+    # refinement ended at the refusal (step 30): no pruning and no opacity reset at or after it
+    assert stop["step"] == 30 and events["opacity_reset"] == 0 and events["pruned"] == 0
     halted = [line for line in lines if line.startswith("densification halted")]
     assert len(halted) == 1, lines  # logged once, at the refusal
     assert re.match(r"densification halted at step=\d+ gaussians=498: growing to \d+ would take the estimated peak to "
-                    r"[\d.]+ GiB, over the budget of [\d.]+ GiB", halted[0])
+                    r"[\d.]+ GiB, over the budget of [\d.]+ GiB.*; refinement ends here", halted[0])
     assert any(line.startswith("memory plan: estimated peak") for line in lines)
 
 
@@ -68,6 +72,7 @@ def test_a_resumed_run_keeps_the_halt(tiny_scene, tmp_path):
                     gpu_total_bytes=total, log=lines.append)
     assert again.try_resume() and again.guard.halted is not None
     assert again.guard.halted == first.guard.halted
+    assert again.strategy_state["refine_halted_at"] == first.strategy_state["refine_halted_at"] == 30
 
 
 def test_the_guard_uses_measured_bytes_per_gaussian_when_they_exceed_the_model():

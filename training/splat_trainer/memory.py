@@ -170,7 +170,7 @@ class GrowthGuard:
     the reserved peak measured since the last check (on a GPU; the model's estimate on a CPU) plus the
     new Gaussians at the larger of the model's and the measured bytes per Gaussian. The measured slope is
     (peak - first peak) / (Gaussians - first Gaussians), so the images and fixed buffers do not count as
-    per-Gaussian cost. Once a growth is refused the run keeps its count (pruning, resets and training go on).
+    per-Gaussian cost. Once a growth is refused the strategy stops refining (strategy.FixedDefaultStrategy).
     """
 
     budget_bytes: int
@@ -210,4 +210,5 @@ class GrowthGuard:
                f"would pass the {h.get('max_gaussians')} Gaussians the memory plan allows (budget "
                f"{self.budget_bytes / GIB:.2f} GiB)")
         return (f"densification halted at step={h.get('step')} gaussians={h.get('gaussians')}: growing to "
-                f"{h.get('would_be')} {why}; pruning, opacity resets and training continue with the Gaussians it has")
+                f"{h.get('would_be')} {why}; refinement ends here (no more growth, pruning or opacity resets, as after "
+                f"refine_stop_iter) and training continues with the Gaussians it has")
