@@ -254,3 +254,33 @@ def test_hadolint_accepts_the_dockerfile():
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _pinned_torch(requirements: Path) -> str:
+    for line in requirements.read_text().splitlines():
+        match = re.fullmatch(r"torch==([0-9.]+)", line.split("#", 1)[0].strip())
+        if match:
+            return match.group(1)
+    raise AssertionError(f"{requirements} pins no torch")
+
+
+def test_the_image_runs_the_torch_the_tests_run(instructions):
+    """One torch: the base image's torch release is requirements-dev.txt's pin (the CPU tests' torch),
+    and the build checks the image's torch against the same number."""
+    tested = _pinned_torch(REPO / "requirements-dev.txt")
+    image = [a for a in _all(instructions, "FROM")[0].args.split() if not a.startswith("--")][0]
+    match = re.fullmatch(r"pytorch/pytorch:([0-9.]+)-cuda([0-9]+)\.([0-9]+)-cudnn[0-9]+-devel", image)
+    assert match, f"base image {image}: expected pytorch/pytorch:<torch>-cuda<X.Y>-cudnn<N>-devel"
+    assert match.group(1) == tested, f"image torch {match.group(1)} != tested torch {tested}"
+    args = {a.args.split("=", 1)[0]: a.args.split("=", 1)[1] for a in _all(instructions, "ARG") if "=" in a.args}
+    assert args.get("TORCH_VERSION") == tested
+    runs = " ".join(i.args for i in _all(instructions, "RUN"))
+    assert "assert v == '${TORCH_VERSION}'" in runs and "'sm_75' in torch.cuda.get_arch_list()" in runs
+
+
+def test_the_image_cuda_runs_on_sagemakers_drivers(instructions):
+    """CUDA 12.x: any R525+ driver through minor-version compatibility (SageMaker's GPU hosts run R535/R550).
+    CUDA 13 needs R580, which SageMaker does not document for g4dn."""
+    image = [a for a in _all(instructions, "FROM")[0].args.split() if not a.startswith("--")][0]
+    major = int(re.search(r"-cuda([0-9]+)\.", image).group(1))
+    assert major == 12, f"{image}: CUDA {major}.x needs a newer driver than SageMaker's T4 hosts document"

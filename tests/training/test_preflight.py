@@ -56,10 +56,10 @@ from splat_trainer.synthetic import generate_scene
 
 GIB = 1024**3
 
-# An ml.g4dn.xlarge as the image sees it: torch 2.4.1+cu121, driver 535, gsplat built by the Dockerfile.
+# An ml.g4dn.xlarge as the image sees it: torch 2.13.0+cu126, driver 535, gsplat built by the Dockerfile.
 T4 = PlatformFacts(
-    torch_version="2.4.1+cu121",
-    torch_cuda_version="12.1",
+    torch_version="2.13.0+cu126",
+    torch_cuda_version="12.6",
     torch_arch_list=("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"),
     cuda_available=True,
     device_count=1,

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# bench/results/h200_outdoor_30k_t4cap.json: ours, 30k steps on the outdoor_1mp preset (1152x864) on an H200.
-H200_STEPS_PER_S = 97.0
+# bench/results/h200_outdoor_30k_t4cap.json: ours, 30k steps on the outdoor_1mp preset (1152x864, 320 views,
+# 1.4-1.5 M Gaussians), one process per GPU, capped at 15 GiB, on an H200 (2026-11-30).
+H200_STEPS_PER_S = 100.4
 BENCH_MEGAPIXELS = 1152 * 864 / 1e6
 T4_OVER_H200 = (8.3, 11.2, 15.0)  # low (FP32 ratio), central (geometric mean), high (bandwidth ratio)
 # SageMaker on-demand training price of ml.g4dn.xlarge, us-east-1 (aws.amazon.com/sagemaker/pricing); other
