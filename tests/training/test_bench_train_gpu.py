@@ -37,3 +37,47 @@ def test_bad_arguments_are_named(bench, argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--backend", "torch", *argv])
     assert message in capsys.readouterr().err
+
+
+def _result(psnr: dict, times: dict, history: list, **extra) -> dict:
+    return {"psnr": psnr, "eval_train_time_s": times, "history": history, "steps_per_s": 1.0, "gaussians": 1,
+            **extra}
+
+
+def test_time_to_quality_takes_the_first_evaluation_at_the_baselines_psnr(bench):
+    results = {
+        "baseline": _result({"7000": 30.0, "30000": 34.0}, {"7000": 70.0, "30000": 300.0}, []),
+        "ours": _result({"6000": 29.0, "8000": 30.5, "20000": 33.9, "26000": 34.1, "30000": 34.2},
+                        {"6000": 40.0, "8000": 56.0, "20000": 140.0, "26000": 200.0, "30000": 240.0}, []),
+    }
+    ttq = bench.time_to_quality(results)
+    assert ttq["baseline@7000"]["ours"] == {"step": 8000, "time_s": 56.0, "speedup": 1.25}
+    assert ttq["baseline@final(30000)"]["ours"] == {"step": 26000, "time_s": 200.0, "speedup": 1.5}
+    results["ours"]["psnr"] = {"30000": 33.0}
+    assert bench.time_to_quality(results)["baseline@final(30000)"]["ours"] is None  # never reached: said so
+
+
+def test_growth_claim_reads_gaussians_over_time(bench):
+    history = [{"step": s, "gaussians": g} for s, g in [(5000, 900_000), (12000, 2_100_000), (20000, 2_200_000)]]
+    late = [{"step": s, "gaussians": g} for s, g in [(5000, 900_000), (16000, 2_100_000)]]
+    claim = bench.growth_claim({"a": _result({}, {}, history), "b": _result({}, {}, late),
+                                "mcmc": _result({}, {}, history, config={"strategy": "mcmc"})})
+    assert claim["a"] == {"step_reaching_2M": 12000, "max_gaussians": 2_200_000, "pass": True}
+    assert claim["b"]["pass"] is False and "mcmc" not in claim
+
+
+def test_merge_takes_eval_times_from_history_when_a_file_lacks_them(bench, tmp_path):
+    header = {"scene": "s", "machine": "m", "torch": "t", "eval_at": [2, 4], "complete": True}
+    ours = _result({"2": 20.0, "4": 25.0}, {}, [{"step": 2, "gaussians": 5, "train_time_s": 1.5},
+                                                {"step": 4, "gaussians": 6, "train_time_s": 3.0}])
+    base = _result({"2": 21.0, "4": 24.0}, {"2": 2.0, "4": 4.0}, [{"step": 4, "gaussians": 6, "train_time_s": 4.0}],
+                   status="cuda_oom", oom_step=4, oom_gaussians=6)
+    (tmp_path / "o.json").write_text(json.dumps({**header, "results": {"ours": ours}}))
+    (tmp_path / "b.json").write_text(json.dumps({**header, "results": {"baseline": base}}))
+    merged = bench.merge([tmp_path / "o.json", tmp_path / "b.json"])
+    assert merged["results"]["ours"]["eval_train_time_s"] == {"2": 1.5, "4": 3.0}
+    assert merged["time_to_quality"]["baseline@final(4)"]["ours"]["step"] == 4
+    assert "CUDA out of memory at step 4 (6 Gaussians)" in merged["table"]
+    (tmp_path / "x.json").write_text(json.dumps({**header, "scene": "other", "results": {}}))
+    with pytest.raises(SystemExit, match="different scenes"):
+        bench.merge([tmp_path / "o.json", tmp_path / "x.json"])

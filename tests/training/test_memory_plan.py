@@ -137,3 +137,19 @@ def test_the_job_estimate_scales_with_steps_and_pixels_and_prints_its_basis():
     line = one.line()
     assert line.startswith("estimate on ml.g4dn.xlarge (T4): 30000 steps of 1.00 MP images about ")
     assert f"H200 {H200_STEPS_PER_S} steps/s at {BENCH_MEGAPIXELS:.2f} MP" in line and "$" in line
+
+
+def test_the_job_sets_expandable_segments_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, splat_trainer.main; print(os.environ['PYTORCH_CUDA_ALLOC_CONF'])"
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_CUDA_ALLOC_CONF"}
+    training = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "training")
+    env["PYTHONPATH"] = training
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "expandable_segments:True"
+    env["PYTORCH_CUDA_ALLOC_CONF"] = "max_split_size_mb:128"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "max_split_size_mb:128"
