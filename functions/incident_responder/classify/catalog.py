@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -12,10 +11,11 @@ from pydantic import ValidationError
 
 from incident_responder.classify.schema import Rule, RuleFile
 from incident_responder.classify.text import required_literals
+from incident_responder.matching import Pattern
+from incident_responder.matching import compile as compile_linear
 from incident_responder.models import Category
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
-_FLAGS = re.IGNORECASE
 
 
 class CatalogError(ValueError):
@@ -26,12 +26,12 @@ class CatalogError(ValueError):
 class CompiledRule:
     spec: Rule
     category: Category
-    patterns: tuple[re.Pattern[str], ...]
-    exclude: tuple[re.Pattern[str], ...]
-    require_nearby: tuple[re.Pattern[str], ...]
-    exclude_nearby: tuple[re.Pattern[str], ...]
-    tb_exception: re.Pattern[str] | None
-    tb_last_frame: re.Pattern[str] | None
+    patterns: tuple[Pattern, ...]  # RE2, case-insensitive: linear in the line whatever the line
+    exclude: tuple[Pattern, ...]
+    require_nearby: tuple[Pattern, ...]
+    exclude_nearby: tuple[Pattern, ...]
+    tb_exception: Pattern | None
+    tb_last_frame: Pattern | None
     keywords: tuple[str, ...]
     source: str  # file name, for messages
 
@@ -109,6 +109,11 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _compile(pattern: str) -> Pattern:
+    # schema validation compiled it already (same options): this is a cache hit
+    return compile_linear(pattern, ignore_case=True)
+
+
 def _compile_rule(spec: Rule, category: Category, source: str) -> CompiledRule:
     keywords: list[str] = []
     if spec.keywords is not None:
@@ -127,12 +132,12 @@ def _compile_rule(spec: Rule, category: Category, source: str) -> CompiledRule:
     return CompiledRule(
         spec=spec,
         category=category,
-        patterns=tuple(re.compile(p, _FLAGS) for p in spec.patterns),
-        exclude=tuple(re.compile(p, _FLAGS) for p in spec.exclude),
-        require_nearby=tuple(re.compile(p, _FLAGS) for p in spec.require_nearby),
-        exclude_nearby=tuple(re.compile(p, _FLAGS) for p in spec.exclude_nearby),
-        tb_exception=re.compile(tb.exception, _FLAGS) if tb and tb.exception else None,
-        tb_last_frame=re.compile(tb.last_frame, _FLAGS) if tb and tb.last_frame else None,
+        patterns=tuple(_compile(p) for p in spec.patterns),
+        exclude=tuple(_compile(p) for p in spec.exclude),
+        require_nearby=tuple(_compile(p) for p in spec.require_nearby),
+        exclude_nearby=tuple(_compile(p) for p in spec.exclude_nearby),
+        tb_exception=_compile(tb.exception) if tb and tb.exception else None,
+        tb_last_frame=_compile(tb.last_frame) if tb and tb.last_frame else None,
         keywords=tuple(sorted(set(keywords))),
         source=source,
     )

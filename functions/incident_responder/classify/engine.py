@@ -2,7 +2,9 @@
 
 Reasoning, in order:
 1. A structured failure line written by our own training image (`[category/cause] message`,
-   possibly after SageMaker's `AlgorithmError: `) decides outright.
+   possibly after SageMaker's `AlgorithmError: `) decides outright, but only inside the
+   FailureReason (the first `trusted_lines` lines of the text, where only the image can put
+   it); anywhere else it is an ordinary log line.
 2. Otherwise every rule hit is ranked by the rule's priority (specific causes above the
    generic symptoms they produce: a `libcudart` ImportError is a CUDA problem before it is
    an import problem) and then by position: the earliest error is the likeliest cause,
@@ -13,7 +15,6 @@ Reasoning, in order:
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,19 +23,23 @@ from string import Formatter
 from incident_responder.classify.catalog import TRACEBACK_KEY, Catalog, CompiledRule, load_catalog
 from incident_responder.classify.schema import TEMPLATE_NAMES
 from incident_responder.classify.text import Traceback, is_noise, mask, parse_traceback
+from incident_responder import matching
+from incident_responder.matching import MAX_LINE_CHARS
 from incident_responder.models import GUIDE_CATEGORIES, Category, Diagnosis, EvidenceLine
 
 EVIDENCE_CHARS = 300
 MAX_EVIDENCE = 5
 MAX_TRACEBACKS = 200
-MAX_MATCH_CHARS = 20_000  # a single huge line (a JSON blob) is matched on its first 20 kB
+MAX_MATCH_CHARS = MAX_LINE_CHARS  # a single huge line (a JSON blob) is matched on its first 20,000 characters
 NOISE_PRIORITY_PENALTY = 30
 NOISE_CONFIDENCE_FACTOR = 0.8
 COMPETITOR_MARGIN = 10
 COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
 _MEMO_LINES = 10_000
-_ERRORISH = re.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", re.IGNORECASE)
+_ERRORISH = matching.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", ignore_case=True)
+#: EvidenceLine.source of the note that says a line was matched on its first part only.
+CAP_SOURCE = "matching_cap"
 
 
 @dataclass
@@ -65,6 +70,14 @@ class _Document:
         self.text = text
         self.data = text.encode("utf-8", "surrogatepass")
         self.lower = self.data.lower()
+        self.capped: dict[int, int] = {}  # line number -> length, for each line matched on its first part only
+
+    def capped_line(self, line_no: int, text: str) -> str:
+        """`text` cut to what rules read, the cut recorded (it becomes evidence)."""
+        if len(text) > MAX_MATCH_CHARS:
+            self.capped.setdefault(line_no, len(text))
+            return text[:MAX_MATCH_CHARS]
+        return text
 
     def line_bounds(self, pos: int) -> tuple[int, int]:
         start = self.data.rfind(b"\n", 0, pos) + 1
@@ -77,23 +90,26 @@ class _Document:
     def line_text(self, start: int, end: int) -> str:
         return self.decode(start, end).rstrip("\r")
 
-    def following_lines(self, start: int, count: int) -> Iterator[str]:
-        """Up to `count` lines from `start`, decoded one at a time as the caller reads them."""
+    def following_lines(self, start: int, count: int, line_no: int) -> Iterator[str]:
+        """Up to `count` lines from `start` (line `line_no`), decoded one at a time as the caller
+        reads them, each cut to what rules read."""
         pos = start
-        for _ in range(count):
+        for offset in range(count):
             if pos > len(self.data):
                 break
             end = self.data.find(b"\n", pos)
             end = len(self.data) if end == -1 else end
-            yield self.line_text(pos, end)
+            yield self.capped_line(line_no + offset, self.line_text(pos, min(end, pos + 4 * MAX_MATCH_CHARS + 4)))
             pos = end + 1
 
-    def region(self, start: int, end: int, window: int) -> str:
-        lo = start
+    def region(self, start: int, end: int, window: int, line_no: int) -> str:
+        """The lines within `window` lines of the line [start, end) (line `line_no`), each cut."""
+        lo, first = start, line_no
         for _ in range(window):
             if lo <= 0:
                 break
             lo = self.data.rfind(b"\n", 0, lo - 1) + 1
+            first -= 1
         hi = end
         for _ in range(window):
             nxt = self.data.find(b"\n", hi + 1)
@@ -101,7 +117,15 @@ class _Document:
                 hi = len(self.data)
                 break
             hi = nxt
-        return self.decode(lo, hi)
+        lines = []
+        pos = lo
+        while pos <= hi:
+            stop = self.data.find(b"\n", pos, hi)
+            stop = hi if stop == -1 else stop
+            text = self.decode(pos, min(stop, pos + 4 * MAX_MATCH_CHARS + 4))
+            lines.append(self.capped_line(first + len(lines), text))
+            pos = stop + 1
+        return "\n".join(lines)
 
 
 def _candidates(doc: _Document, catalog: Catalog) -> tuple[list[tuple[int, int, int, set[int]]], list[tuple[int, int]]]:
@@ -143,10 +167,10 @@ def _candidates(doc: _Document, catalog: Catalog) -> tuple[list[tuple[int, int, 
     return lines, tracebacks
 
 
-def _nearby_ok(rule: CompiledRule, doc: _Document, start: int, end: int) -> bool:
+def _nearby_ok(rule: CompiledRule, doc: _Document, start: int, end: int, line_no: int) -> bool:
     if not rule.require_nearby and not rule.exclude_nearby:
         return True
-    region = mask(doc.region(start, end, rule.spec.window))
+    region = mask(doc.region(start, end, rule.spec.window, line_no))
     if rule.require_nearby and not any(p.search(region) for p in rule.require_nearby):
         return False
     return not any(p.search(region) for p in rule.exclude_nearby)
@@ -163,7 +187,10 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
         pending = [i for i in sorted(rule_indexes) if real_hits.get(i, 0) < MAX_EVIDENCE]
         if not pending:
             continue
-        raw = doc.line_text(start, end)
+        # A line longer than the cap is decoded only as far as the cap needs (4 bytes a character).
+        raw = doc.line_text(start, min(end, start + 4 * MAX_MATCH_CHARS + 4))
+        if end - start > MAX_MATCH_CHARS:
+            doc.capped_line(line_no, raw)
         known = memo.get(raw)
         if known is None:
             known = _match_line(raw, pending, catalog)
@@ -174,7 +201,7 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
             if index not in pending:
                 continue
             rule = catalog.rules[index]
-            if not _nearby_ok(rule, doc, start, end):
+            if not _nearby_ok(rule, doc, start, end, line_no):
                 continue
             hits.append(Hit(rule, line_no, raw, noise, groups))
             if not noise:
@@ -201,8 +228,10 @@ def _match_line(raw: str, rule_indexes: list[int], catalog: Catalog) -> tuple[bo
 def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:
     parsed = []
     for start, line_no in headers[:MAX_TRACEBACKS]:
-        column = max(doc.line_text(*doc.line_bounds(start)).lower().find(TRACEBACK_KEY), 0)
-        parsed.append(parse_traceback(doc.following_lines(start, 400), line_no, column))
+        line_start, line_end = doc.line_bounds(start)
+        header = doc.line_text(line_start, min(line_end, line_start + 4 * MAX_MATCH_CHARS + 4))[:MAX_MATCH_CHARS]
+        column = max(header.lower().find(TRACEBACK_KEY), 0)
+        parsed.append(parse_traceback(doc.following_lines(start, 400, line_no), line_no, column))
     return parsed
 
 
@@ -293,11 +322,15 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
         head = text[:_EDGE_BYTES]
         tail_start = max(len(head), len(text) - _EDGE_BYTES)
         for base, chunk in ((0, head), (tail_start, text[tail_start:])):
+            line_end = -1  # each line is looked at once, however many error words it holds
             for match in _ERRORISH.finditer(chunk):
                 pos = base + match.start()
+                if pos < line_end:
+                    continue
                 start = text.rfind("\n", 0, pos) + 1
                 end = text.find("\n", pos)
-                raw = text[start:(len(text) if end == -1 else end)].rstrip("\r")
+                line_end = len(text) if end == -1 else end
+                raw = text[start:min(line_end, start + MAX_MATCH_CHARS)].rstrip("\r")
                 if not is_noise(raw):
                     line_no = text.count("\n", 0, start) + 1
                     if all(e.line != line_no for e in evidence):
@@ -376,18 +409,43 @@ def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], 
     return hits, tracebacks, doc
 
 
-def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Catalog | None = None) -> Diagnosis:
-    """Diagnose the root cause of a failure from its FailureReason/error lines and log lines."""
+def _cap_note(doc: _Document) -> list[EvidenceLine]:
+    """One evidence entry saying which lines rules read only in part (never a silent cut)."""
+    if not doc.capped:
+        return []
+    first = min(doc.capped)
+    others = len(doc.capped) - 1
+    more = f" (and {others} other line(s) as long)" if others else ""
+    text = (f"[line {first} has {doc.capped[first]:,} characters; rules matched its first "
+            f"{MAX_MATCH_CHARS:,} only{more}]")
+    return [EvidenceLine(line=first, text=text, source=CAP_SOURCE)]
+
+
+def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Catalog | None = None,
+             trusted_lines: int = 0) -> Diagnosis:
+    """Diagnose the root cause of a failure from its FailureReason/error lines and log lines.
+
+    `trusted_lines`: how many lines at the start of `text` are the job's FailureReason (triage
+    puts it first). Only there does a structured line `[category/cause] message` (written by our
+    training image, the only writer of FailureReason) decide outright; anywhere else it is an
+    ordinary log line. Default 0: nothing is trusted.
+    """
     if not isinstance(text, str):
         raise TypeError(f"classify() needs the failure text as str, got {type(text).__name__}; "
                         "decode bytes first (text.decode('utf-8', 'replace'))")
+    if isinstance(trusted_lines, bool) or not isinstance(trusted_lines, int) or trusted_lines < 0:
+        raise ValueError(f"trusted_lines must be a count of lines >= 0 (the FailureReason's lines at the start "
+                         f"of the text), got {trusted_lines!r}")
     clean_names = _check_names(names)
     catalog = catalog or load_catalog()
     hits, tracebacks, doc = find_hits(text, catalog)
-    structured = [h for h in hits if h.rule.spec.from_groups]
+    structured = [h for h in hits if h.rule.spec.from_groups and h.line <= trusted_lines]
+    hits = [h for h in hits if not h.rule.spec.from_groups]
     if structured:
-        return _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
-    if not hits:
-        return _unknown(doc, catalog, clean_names, tracebacks)
-    best = max(hits, key=lambda h: h.rank)
-    return _diagnose(best, hits, catalog, clean_names)
+        diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
+    elif not hits:
+        diagnosis = _unknown(doc, catalog, clean_names, tracebacks)
+    else:
+        diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)
+    note = _cap_note(doc)
+    return diagnosis.model_copy(update={"evidence": [*diagnosis.evidence, *note]}) if note else diagnosis

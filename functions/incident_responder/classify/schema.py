@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from incident_responder.classify.text import _sre_c, parse_pattern
+from incident_responder.matching import PatternError
+from incident_responder.matching import compile as compile_linear
 from incident_responder.models import Category
 
 #: The names an investigation command may use, e.g. ``aws logs tail {log_group}``.
@@ -35,11 +37,18 @@ SnakeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
 
 
 def _check_regex(pattern: str) -> str:
+    """The pattern compiles with RE2, the linear-time engine every rule runs on (no lookaround, no
+    backreferences), within its size budget; and Python's parser reads it (for the prefilter)."""
     try:
-        # with the engine's flag, so the catalog's own compile of the pattern is a cache hit
-        re.compile(pattern, re.IGNORECASE)
+        # with the engine's options, so the catalog's own compile of the pattern is a cache hit
+        compile_linear(pattern, ignore_case=True)
+    except PatternError as exc:
+        raise ValueError(f"bad regex {pattern!r}: {exc}; fix the pattern (RE2 syntax: "
+                         "https://github.com/google/re2/wiki/Syntax)") from None
+    try:
+        parse_pattern(pattern)
     except re.error as exc:
-        raise ValueError(f"bad regex {pattern!r}: {exc}; fix the pattern (it is a Python `re` pattern)") from exc
+        raise ValueError(f"bad regex {pattern!r}: {exc}; write it in the syntax RE2 and Python share") from None
     return pattern
 
 
@@ -169,7 +178,7 @@ class Rule(_Strict):
             raise ValueError("a rule needs either `patterns` (line rule) or `traceback` (traceback rule), not both")
         if self.from_groups:
             for p in self.patterns:
-                groups = re.compile(p, re.IGNORECASE).groupindex
+                groups = compile_linear(p, ignore_case=True).groupindex
                 if "category" not in groups or "cause" not in groups:
                     raise ValueError(f"from_groups rule pattern {p!r} needs named groups (?P<category>) and (?P<cause>)")
         return self

@@ -9,30 +9,52 @@ from re import _constants as _sre_c  # Python 3.11+ (pyproject); sre_constants i
 from re import _parser as _sre_parse
 from typing import Iterable, Iterator
 
+from incident_responder import matching
+from incident_responder.matching import cap
+
+# Python's `re` appears here only to read the parse tree of a rule's own pattern (trusted
+# data, for the prefilter's literals); every pattern that runs on log text is RE2
+# (incident_responder.matching): linear in the line, whatever the line.
+
 # Masks turn the parts of a line that differ between incidents (ids, digests, accounts,
 # install prefixes, home directories) into stable tokens, so a rule written for one log
 # matches the same failure elsewhere. Each mask has a cheap substring guard: masking runs
 # on every candidate line, and most lines need only one or two of them.
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
-_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
-_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-_NUMBERS = re.compile(
-    r"(?P<hex>\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}\b)"
-    r"|(?P<account>(?<![\d.])\d{12}(?![\d.]))"
+_TIME = matching.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+_DIGEST = matching.compile(r"sha256:[0-9a-fA-F]{64}")
+_UUID = matching.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+# RE2 has no lookaround: a hex word must hold a letter and a digit, and an account id is a
+# run of exactly 12 digits with no digit or dot on either side; both are decided in
+# _number_token from the whole run the pattern takes (runs are maximal, so the verdict is
+# the one the lookarounds gave).
+_NUMBERS = matching.compile(
+    r"(?P<hex>\b[0-9a-fA-F]{16,}\b)"
     r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b)"
+    r"|(?P<digits>\d[\d.]*)"
 )
-_SITE_PACKAGES = re.compile(r"(?:[A-Za-z]:)?/[^\s'\":]*?/(?:site|dist)-packages/")
-_HOME = re.compile(r"(?:[A-Za-z]:)?/(?:home|Users)/[^/\s'\"]+")
-_WINDOWS_PATH = re.compile(r"[A-Za-z]:\\\\?[^\s'\"]*")
-_ANY_DIGIT = re.compile(r"\d")
+_SITE_PACKAGES = matching.compile(r"(?:[A-Za-z]:)?/[^\s'\":]*?/(?:site|dist)-packages/")
+_HOME = matching.compile(r"(?:[A-Za-z]:)?/(?:home|Users)/[^/\s'\"]+")
+_WINDOWS_PATH = matching.compile(r"[A-Za-z]:\\\\?[^\s'\"]*")
+_ANY_DIGIT = matching.compile(r"\d")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
 
 
-def _posix_path(match: re.Match[str]) -> str:
-    return re.sub(r"\\\\?", "/", match.group(0))
+def _posix_path(match) -> str:
+    return match.group(0).replace("\\\\", "/").replace("\\", "/")
 
 
-def _number_token(match: re.Match[str]) -> str:
-    return f"<{match.lastgroup}>"
+def _number_token(match) -> str:
+    kind, run = match.lastgroup, match.group(0)
+    if kind == "hex":
+        has_letter = not _HEX_LETTERS.isdisjoint(run)
+        has_digit = _ANY_DIGIT.search(run) is not None
+        return "<hex>" if has_letter and has_digit else run
+    if kind == "digits":
+        before = match.string[match.start() - 1] if match.start() > 0 else ""
+        if len(run) == 12 and run.isdigit() and not (before.isdigit() or before == "."):
+            return "<account>"
+        return run
+    return f"<{kind}>"
 
 
 def mask(line: str) -> str:
@@ -57,26 +79,25 @@ def mask(line: str) -> str:
 
 # Lines that describe retries, progress or warnings: they rarely decide a root cause, so
 # rules skip them unless they opt in (match_noise), and then at a discount.
-NOISE = re.compile(
-    r"""
-    \b(?:User|Deprecation|Future|Runtime|Resource|Pending)?Warning\b\s*:    # Python warnings
-    | ^\W*(?:\[?\s*)?warn(?:ing)?\b[\]:\s]                                  # "WARNING: ...", "[warn] ..."
-    | \s(?:WARN|WARNING)\s+[-\w.:\[\]]*\s                                    # log-level columns
-    | \bRetrying\s*\(Retry\(                                                 # pip / urllib3 retries
-    | \bretry(?:ing)?\s+(?:in|after)\s+\d
-    | \battempt\s+\d+\s*(?:/|of)\s*\d+
-    | \d+%\|                                                                 # tqdm bars
-    | \d+(?:\.\d+)?\s*it/s\]
-    | \bDownloading\b.*\d+%
-    """,
-    re.IGNORECASE | re.VERBOSE,
+_NOISE_PARTS = (
+    r"\b(?:User|Deprecation|Future|Runtime|Resource|Pending)?Warning\b\s*:",  # Python warnings
+    r"^\W*(?:\[?\s*)?warn(?:ing)?\b[\]:\s]",  # "WARNING: ...", "[warn] ..."
+    r"\s(?:WARN|WARNING)\s+[-\w.:\[\]]*\s",  # log-level columns
+    r"\bRetrying\s*\(Retry\(",  # pip / urllib3 retries
+    r"\bretry(?:ing)?\s+(?:in|after)\s+\d",
+    r"\battempt\s+\d+\s*(?:/|of)\s*\d+",
+    r"\d+%\|",  # tqdm bars
+    r"\d+(?:\.\d+)?\s*it/s\]",
+    r"\bDownloading\b.*\d+%",
 )
+NOISE = matching.compile("|".join(_NOISE_PARTS), ignore_case=True)
 
 
 _NOISE_HINTS = ("warn", "retry", "retrying", "attempt", "%|", "it/s", "downloading")
 
 
 def is_noise(line: str) -> bool:
+    line = cap(line)
     lower = line.lower()
     if not any(hint in lower for hint in _NOISE_HINTS):
         return False
@@ -85,8 +106,8 @@ def is_noise(line: str) -> bool:
 
 # ------------------------------------------------------------------ tracebacks
 
-_FRAME = re.compile(r'^\s*File "[^"]*", line \d+')
-_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+_FRAME = matching.compile(r'^\s*File "[^"]*", line \d+')
+_EXCEPTION = matching.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 
 
 @dataclass

@@ -22,8 +22,12 @@ def test_there_is_an_event_for_every_category() -> None:
 @pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
 def test_event_is_classified_as_it_expects(path: Path, catalog) -> None:
     event = json.loads(path.read_text(encoding="utf-8"))
-    assert set(event) <= {"log", "names", "expect"}, f"{path.name}: unexpected keys"
-    diagnosis = classify(event["log"], names=event.get("names"), catalog=catalog)
+    assert set(event) <= {"failure_reason", "log", "names", "expect"}, f"{path.name}: unexpected keys"
+    # As triage composes it: the FailureReason first, the only lines a structured line is trusted in.
+    reason = event.get("failure_reason")
+    text = event["log"] if reason is None else f"{reason}\n{event['log']}"
+    trusted = 0 if reason is None else len(reason.splitlines())
+    diagnosis = classify(text, names=event.get("names"), catalog=catalog, trusted_lines=trusted)
     assert diagnosis.category.value == event["expect"]["category"], diagnosis
     assert diagnosis.cause == event["expect"]["cause"], diagnosis
     for key, value in event.get("names", {}).items():

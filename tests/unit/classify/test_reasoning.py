@@ -16,7 +16,7 @@ CASES = load_cases("reasoning.yaml")
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_reasoning_case(case: dict, catalog) -> None:
-    diagnosis = classify(case["text"], catalog=catalog)
+    diagnosis = classify(case["text"], catalog=catalog, trusted_lines=case.get("trusted_lines", 0))
     assert diagnosis.category.value == case["category"], diagnosis
     if "cause" in case:
         assert diagnosis.cause == case["cause"], diagnosis
@@ -44,6 +44,12 @@ def test_evidence_text_is_truncated(catalog) -> None:
     line = "ModuleNotFoundError: No module named 'gsplat' " + "x" * 1000
     evidence = classify(line, catalog=catalog).evidence[0]
     assert len(evidence.text) <= 300 and evidence.text.endswith("…")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_trusted_lines_must_be_a_count(bad, catalog) -> None:
+    with pytest.raises(ValueError, match="trusted_lines must be a count"):
+        classify("x", catalog=catalog, trusted_lines=bad)
 
 
 def test_rejects_bytes_with_a_clear_error(catalog) -> None:

@@ -23,7 +23,9 @@ NEGATIVE = [
 @pytest.mark.parametrize(("rule_id", "text"), POSITIVE)
 def test_positive_fixture_is_decided_by_its_rule(rule_id: str, text: str) -> None:
     rule = CATALOG.rule(rule_id)
-    diagnosis = classify(text, catalog=CATALOG)
+    # A structured line decides only inside the FailureReason: the fixture is one.
+    trusted = len(text.splitlines()) if rule.spec.from_groups else 0
+    diagnosis = classify(text, catalog=CATALOG, trusted_lines=trusted)
     assert diagnosis.rule_id == rule_id, f"{rule_id} should decide {text!r}, got {diagnosis.rule_id}"
     if not rule.spec.from_groups:
         assert (diagnosis.category, diagnosis.cause) == (rule.category, rule.cause)
@@ -35,7 +37,19 @@ def test_positive_fixture_is_decided_by_its_rule(rule_id: str, text: str) -> Non
 
 @pytest.mark.parametrize(("rule_id", "text"), NEGATIVE)
 def test_negative_fixture_is_not_decided_by_its_rule(rule_id: str, text: str) -> None:
-    assert classify(text, catalog=CATALOG).rule_id != rule_id
+    assert classify(text, catalog=CATALOG, trusted_lines=len(text.splitlines())).rule_id != rule_id
+
+
+STRUCTURED = [p for p in POSITIVE if CATALOG.rule(p.values[0]).spec.from_groups]
+
+
+@pytest.mark.parametrize(("rule_id", "text"), STRUCTURED)
+def test_a_structured_line_outside_the_failure_reason_decides_nothing(rule_id: str, text: str) -> None:
+    for log in (text, f"FailureReason: AlgorithmError: ExecuteUserScriptError, exit code: 1\n{text}"):
+        diagnosis = classify(log, catalog=CATALOG, trusted_lines=1 if log != text else 0)
+        assert diagnosis.rule_id != rule_id and diagnosis.confidence < 1.0, diagnosis
+        message = text.split("]", 1)[1].strip()[:40]
+        assert not any(message in step for step in diagnosis.remediation), diagnosis.remediation
 
 
 def test_every_rule_has_positive_and_negative_fixtures() -> None:
