@@ -1,165 +1,515 @@
-"""Redaction of credentials before anything leaves the account.
+r"""Redaction of credentials before anything leaves the account.
 
 Every sink, and the responder's own logger, passes text through here. Training logs
 are untrusted: a crashing script may print its environment, a config file or a
-presigned URL, so the patterns look for the secret formats themselves rather than
-for well-behaved key names only.
+presigned URL, so the patterns look for the secret formats themselves as well as for
+the names secrets go by, and they look at the text as a person would read it:
 
-Import cost matters (Lambda cold start): only ``re`` and ``json`` at module level.
+1. Known token shapes (AWS keys, Slack, GitHub, OpenAI, Hugging Face, W&B, PEM keys, URL
+   passwords, ...) and `NAME=value` pairs whose name says secret (`*SECRET*`, `*TOKEN*`,
+   `*PASSWORD*`, `*API_KEY*`, `*AUTH*`, ...), in env, INI, YAML, JSON and JSON-in-JSON.
+2. The same on decoded views of the text: JSON string escapes (`\u003d`, `\/`), percent
+   encoding (also doubly encoded), string literals joined by `+`, and base64 blobs that
+   decode to text. When a view shows a secret the text did not, the view, redacted, is
+   what comes out (a person reads the decoded text anyway).
+3. A YAML or env key whose value is on the next line(s) (`password:` then the value, a block
+   scalar `key: |`): the value lines are redacted, the line count kept.
+4. Last resort: a long high-entropy value right after a secret-sounding word.
+
+Every pattern is RE2 (incident_responder.matching): linear in the text whatever the text
+(Python's `re` took 24 s for the old URL-password pattern on a 256 KB line). Redaction reads
+the whole text: no length cap (a secret may sit at the end of a 1 MiB line).
+docs/redaction.md lists the formats, and which detect-secrets and gitleaks detectors we cover.
+
+Import cost matters (Lambda cold start): the patterns are compiled on the first call.
 ``RedactingFormatter`` subclasses Powertools' formatter and is built on first access.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import base64
+import binascii
+import math
+from collections import Counter
+from functools import lru_cache
+from typing import Any, Callable
+
+from incident_responder import matching
 
 _B64 = r"A-Za-z0-9/+="
 # Key/value separators as they appear in env dumps, INI files, JSON, and JSON that was
 # itself embedded in a JSON string (escaped quotes).
-_SEP = r"""[\s\\"']*[:=][\s\\"']*"""
+_SEP = r"""[ \t\\"']*[:=][ \t\\"']*"""
 
 
 def _marker(kind: str) -> str:
     return f"[REDACTED:{kind}]"
 
 
-# (kind, compiled pattern, replacement). Order matters: whole blocks and URLs first, so
-# that a later, narrower pattern never leaves half of a secret behind.
 # A line of a PEM key block: base64 key material or an encrypted key's headers.
 _KEY_BODY_LINE = r"(?:[A-Za-z0-9+/=]+|(?:Proc-Type|DEK-Info|Comment): [^\r\n\\]*)"
-_KEY_BODY = re.compile(r"^[ \t]*" + _KEY_BODY_LINE + r"[ \t]*$")
-# Within running text a key line must end where a line ends, or be long enough to be key
-# material: "PermissionError:" or "Traceback (most..." after a cut-off key are not.
-_KEY_IN_TEXT = (
-    r"(?:[A-Za-z0-9+/=]{16,}(?![A-Za-z0-9+/=:])"
-    r"|" + _KEY_BODY_LINE + r"(?=[ \t]*(?:\r?\n|\\|[\"'}\],]|$)))"
-)
 
-_RULES: list[tuple[str, re.Pattern[str], str]] = [
+# Words a secret's name is made of; a name is secret-shaped when one of its parts (split at
+# _ - . and camelCase) is one of these, or two adjacent parts form one of the pairs.
+_SECRET_WORDS = frozenset({
+    "secret", "secrets", "token", "password", "passwd", "pwd", "pass", "passphrase", "apikey", "auth",
+    "credential", "credentials", "privatekey", "secretkey", "accesskey", "clientsecret", "authtoken",
+})
+_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
+                           ("client", "secret"), ("auth", "token"), ("account", "key"), ("signing", "key"),
+                           ("encryption", "key"), ("master", "key")})
+# Values that are not secrets: placeholders, references, booleans, our own markers.
+_PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "[REDACTED", "%(", "***", "xxx", "XXX", "...")
+_PLACEHOLDERS = frozenset({"null", "none", "true", "false", "undefined", "nil", "empty", "unset", "redacted",
+                           "bearer", "basic", "token", "required", "optional", "changeme?"})
+
+# The name of a key=value pair: a word that holds one of the secret words (checked in
+# _secret_name). RE2's alternation is linear: no backtracking over the name.
+_NAME = r"[A-Za-z0-9_.\-]*(?i:secret|token|passw(?:or)?d|pwd|pass|passphrase|api[_\-]?key|auth|credential|private[_\-]?key|access[_\-]?key|account[_\-]?key|signing[_\-]?key|encryption[_\-]?key|master[_\-]?key)[A-Za-z0-9_.\-]*"
+
+
+def _name_parts(name: str) -> list[str]:
+    parts: list[str] = []
+    word = ""
+    for index, char in enumerate(name):
+        if char in "_-. ":
+            if word:
+                parts.append(word)
+            word = ""
+            continue
+        if char.isupper() and word and (word[-1].islower() or (index + 1 < len(name) and name[index + 1].islower())):
+            parts.append(word)
+            word = ""
+        word += char
+    if word:
+        parts.append(word)
+    return [p.lower() for p in parts]
+
+
+def _secret_name(name: str) -> bool:
+    parts = _name_parts(name.strip("\\\"' "))
+    if any(p in _SECRET_WORDS for p in parts):
+        return True
+    return any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:]))
+
+
+def _secret_value(value: str) -> bool:
+    bare = value.strip("\\\"' ")
+    if not bare or bare.lower() in _PLACEHOLDERS or bare.startswith(_PLACEHOLDER_PREFIXES):
+        return False
+    if bare.isdigit() and len(bare) < 12:  # a count or a duration (max_tokens=512, token_ttl=3600)
+        return False
+    return True
+
+
+def _assignment(match: Any) -> str:
+    name, sep, value = match.group("name"), match.group("sep"), match.group("value")
+    if not _secret_name(name) or not _secret_value(value):
+        return match.group(0)
+    return f"{name}{sep}{_marker('secret_assignment')}"
+
+
+def _url_password(match: Any) -> str:
+    password = match.group(2)
+    head = password.split("/", 1)[0]
+    if head.isdigit() or not password:  # host:port/path@tag, not user:password@host
+        return match.group(0)
+    return match.group(1) + _marker("url_password") + "@"
+
+
+def _UUID_SHAPE(value: str) -> bool:  # noqa: N802
+    parts = value.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(c in "0123456789abcdefABCDEF" for p in parts for c in p)
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _random_value(match: Any) -> str:
+    value = match.group("value")
+    if _UUID_SHAPE(value):  # a request id, not a secret
+        return match.group(0)
+    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
+    if classes >= 2 and _entropy(value) >= 3.5:
+        return match.group("lead") + _marker("high_entropy_secret")
+    return match.group(0)
+
+
+_Rule = tuple[str, str, Any, tuple[str, ...]]  # kind, pattern, replacement, trigger literals (lowercase)
+
+# Order matters: whole blocks and URLs first, so that a later, narrower pattern never leaves
+# half of a secret behind.
+_RULE_SOURCES: list[_Rule] = [
     (
         "private_key",
         # A log tail can cut a key block before its END line: redact to the end then.
-        # Without an END line, only what looks like key material is taken: an error line
-        # printed after a truncated key must survive (it may be the root cause).
-        re.compile(
-            r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
-            r"(?:.*?-----END \1PRIVATE KEY\2-----"
-            r"|(?:(?:[ \t]|\r?\n|\\+[nrt])+" + _KEY_IN_TEXT + r")*)",
-            re.DOTALL,
-        ),
-        _marker("private_key"),
+        # Without an END line, only lines that look like key material are taken (each must
+        # end where a line ends): an error line printed after a truncated key must survive (it
+        # may be the root cause). RE2 has no backreference or lookahead: the END line is any
+        # PRIVATE KEY END line, and the line end after the last key line is given back.
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:(?s:.*?)(?P<end>-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
+        r"|(?P<nl>\r?\n|\\+[nrt])(?:(?:[ \t]|\r?\n|\\+[nrt])*(?:[A-Za-z0-9+/=]{16,}(?P<soft>\r?\n|\\+[nrt]|[^A-Za-z0-9+/=:\\\r\n]|$)"
+        r"|" + _KEY_BODY_LINE + r"[ \t]*(?P<term>\r?\n|\\+[nrt]|\\|[\"'}\],]|$)))*)",
+        "key_block",
+        ("private key",),
     ),
     (
         "slack_webhook_url",
-        re.compile(
-            r"(?:https?://)?hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]+"
-        ),
+        # also with JSON-escaped (\/) or percent-encoded (%2F) slashes
+        r"(?:https?:(?:/|\\/|%2[Ff]){2})?hooks\.slack(?:-gov)?\.com(?:/|\\/|%2[Ff])(?:services|workflows|triggers)"
+        r"(?:(?:/|\\/|%2[Ff])[A-Za-z0-9_\-]+)+",
         _marker("slack_webhook_url"),
+        ("hooks.slack",),
     ),
     (
         "slack_token",
-        re.compile(
-            r"(?<![A-Za-z0-9])(?:xox(?:e\.xox[bp]|[abposre])-[A-Za-z0-9-]{10,}|xapp-\d+-[A-Za-z0-9-]{10,})"
-        ),
-        _marker("slack_token"),
+        r"(?:^|[^A-Za-z0-9])((?:xox(?:e\.xox[bp]|[abposre])-[A-Za-z0-9-]{10,}|xapp-\d+-[A-Za-z0-9-]{10,}))",
+        "group1",
+        ("xox", "xapp-"),
     ),
     (
         "github_token",
-        re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"),
-        _marker("github_token"),
+        r"(?:^|[^A-Za-z0-9_])((?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255}))",
+        "group1",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    (
+        "gitlab_token",
+        r"\bglpat-[A-Za-z0-9_\-]{20,}",
+        _marker("gitlab_token"),
+        ("glpat-",),
+    ),
+    (
+        "openai_api_key",
+        # sk-..., sk-proj-..., sk-ant-... (Anthropic's keys share the shape)
+        r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_\-]{20,}",
+        _marker("openai_api_key"),
+        ("sk-",),
+    ),
+    (
+        "huggingface_token",
+        r"\bhf_[A-Za-z0-9]{30,}",
+        _marker("huggingface_token"),
+        ("hf_",),
+    ),
+    (
+        "wandb_api_key",
+        # a W&B key is 40 hex digits (or local-<40+>): taken only next to a W&B name, since a
+        # git commit has the same shape
+        r"((?i:wandb|api\.wandb\.ai|WANDB_API_KEY)[^\n]{0,60}?)\b(?:local-)?[0-9a-f]{40,}\b",
+        r"\1" + _marker("wandb_api_key"),
+        ("wandb",),
+    ),
+    (
+        "google_api_key",
+        r"\bAIza[0-9A-Za-z_\-]{35}",
+        _marker("google_api_key"),
+        ("aiza",),
+    ),
+    (
+        "stripe_key",
+        r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,}",
+        _marker("stripe_key"),
+        ("_live_", "_test_"),
+    ),
+    (
+        "npm_token",
+        r"\bnpm_[A-Za-z0-9]{36}",
+        _marker("npm_token"),
+        ("npm_",),
+    ),
+    (
+        "pypi_token",
+        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{20,}",
+        _marker("pypi_token"),
+        ("pypi-ageicHlwas5vcmc".lower(),),
+    ),
+    (
+        "sendgrid_key",
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+        _marker("sendgrid_key"),
+        ("sg.",),
     ),
     (
         "aws_secret_access_key",
-        re.compile(
-            r"(?i)((?:aws[_-]?)?secret[_-]?access[_-]?key" + _SEP + r")"
-            r"(?-i:[" + _B64 + r"]{8,})"
-        ),
-        r"\g<1>" + _marker("aws_secret_access_key"),
+        r"((?i:(?:aws[_-]?)?secret[_-]?access[_-]?key)" + _SEP + r")[" + _B64 + r"]{8,}",
+        r"\1" + _marker("aws_secret_access_key"),
+        ("secret",),
     ),
     (
         "aws_session_token",
-        re.compile(
-            r"(?i)((?:aws[_-]?)?(?:session|security)[_-]?token" + _SEP + r")"
-            r"(?-i:(?:[" + _B64 + r"]|%[0-9A-Fa-f]{2}){16,})"
-        ),
-        r"\g<1>" + _marker("aws_session_token"),
+        r"((?i:(?:aws[_-]?)?(?:session|security)[_-]?token)" + _SEP + r")(?:[" + _B64 + r"]|%[0-9A-Fa-f]{2}){16,}",
+        r"\1" + _marker("aws_session_token"),
+        ("token",),
     ),
     (
         "aws_session_token",
         # STS session tokens have a fixed binary prefix; catch them without a key name too.
-        re.compile(r"(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE)[" + _B64 + r"]+"),
+        r"(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE)[" + _B64 + r"]+",
         _marker("aws_session_token"),
+        ("iqojb3jpz2lux2vj", "fwogzxivyxdze", "fqogzxivyxdze"),
     ),
     (
         "aws_access_key_id",
-        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])"),
-        _marker("aws_access_key_id"),
+        r"(?:^|[^A-Z0-9])((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?:[^A-Z0-9]|$)",
+        "group1",
+        ("akia", "asia", "abia", "acca"),
     ),
     (
         "bearer_token",
-        re.compile(r"(?i)(\bauthorization" + _SEP + r"(?:bearer|basic|token)\s+)(?!\[REDACTED:)[^\s\"',;\\]+"),
-        r"\g<1>" + _marker("bearer_token"),
+        r"((?i:\bauthorization)" + _SEP + r"(?i:bearer|basic|token)\s+)([^\s\"',;\\]+)",
+        "bearer",
+        ("authorization",),
     ),
     (
         "bearer_token",
-        re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"),
-        r"\g<1>" + _marker("bearer_token"),
+        r"((?i:\bbearer)\s+)([A-Za-z0-9\-._~+/]{16,}=*)",
+        "bearer",
+        ("bearer",),
+    ),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+        _marker("jwt"),
+        ("eyj",),
     ),
     (
         "url_password",
-        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@\"'<>\\]*:)[^@\s/\"'<>\\]+(@)"),
-        r"\g<1>" + _marker("url_password") + r"\g<2>",
+        # The password runs to the last @ of the URL: it may itself hold / or @.
+        r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@\"'<>\\]*:)([^\s\"'<>\\]*)@",
+        _url_password,
+        ("://",),
+    ),
+    (
+        "secret_assignment",
+        # NAME=value, NAME: value, "NAME": "value", \"NAME\": \"value\" (JSON in JSON)
+        r"(?P<name>" + _NAME + r")(?P<sep>[ \t\\\"']*[:=][ \t\\\"']*)(?P<value>[^\s\"'\\,;&}\]]+)",
+        _assignment,
+        ("secret", "token", "pass", "pwd", "key", "auth", "credential"),
+    ),
+    (
+        "high_entropy_secret",
+        r"(?P<lead>(?i:secret|token|password|passwd|api[ _\-]?key|credentials?|key)s?\b[\s:=\"']{1,4}(?i:is\s+|was\s+)?)"
+        r"(?P<value>[A-Za-z0-9+/_\-]{20,}={0,2})",
+        _random_value,
+        ("secret", "token", "pass", "key", "credential"),
     ),
 ]
 
-# A bare 40-character secret key has no shape of its own; next to an access key id on
-# the same line (credentials CSV, `aws configure list`, an echoed env) it is one.
-_ACCESS_KEY_LINE = re.compile(r"^.*(?:AKIA|ASIA|" + re.escape(_marker("aws_access_key_id")) + r").*$", re.M)
-_BARE_SECRET_KEY = re.compile(
-    r"(?<![" + _B64 + r"])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[0-9])"
-    r"[A-Za-z0-9/+]{40}(?![" + _B64 + r"])"
-)
-
-KINDS: tuple[str, ...] = tuple(dict.fromkeys(kind for kind, _, _ in _RULES))
-
-_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+KINDS: tuple[str, ...] = tuple(dict.fromkeys([*(kind for kind, *_ in _RULE_SOURCES), "encoded_secret"]))
 
 
-# Literal fragments every match of a rule contains: most log lines hold none, and a cheap
-# search for them spares the full patterns (redaction runs on every line of every report).
-_TRIGGERS: dict[str, re.Pattern[str]] = {
-    "private_key": re.compile(r"PRIVATE KEY"),
-    "slack_webhook_url": re.compile(r"hooks\.slack"),
-    "slack_token": re.compile(r"xox|xapp-"),
-    "github_token": re.compile(r"gh[pousr]_|github_pat_"),
-    "aws_secret_access_key": re.compile(r"(?i:secret)"),
-    "aws_session_token": re.compile(r"(?i:token)|IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE"),
-    "aws_access_key_id": re.compile(r"AKIA|ASIA|ABIA|ACCA"),
-    "bearer_token": re.compile(r"(?i:authorization|bearer)"),
-    "url_password": re.compile(r"://"),
-}
-_ANY_TRIGGER = re.compile("|".join(f"(?:{t.pattern})" for t in _TRIGGERS.values()))
+@lru_cache(maxsize=1)
+def _compiled() -> list[tuple[str, Any, Callable[[Any], str] | str, tuple[str, ...]]]:
+    rules = []
+    for kind, pattern, replacement, triggers in _RULE_SOURCES:
+        compiled = matching.compile(pattern)
+        if replacement == "group1":
+            replacement = _group_replacer(_marker(kind))
+        elif replacement == "bearer":
+            replacement = _bearer
+        elif replacement == "key_block":
+            replacement = _key_block
+        rules.append((kind, compiled, replacement, triggers))
+    return rules
+
+
+def _group_replacer(marker: str) -> Callable[[Any], str]:
+    def replace(match: Any) -> str:
+        whole, start, end = match.group(0), match.start(1) - match.start(), match.end(1) - match.start()
+        return whole[:start] + marker + whole[end:]
+
+    return replace
+
+
+def _key_block(match: Any) -> str:
+    if match.group("end") is not None:
+        return _marker("private_key")
+    whole = match.group(0)
+    for name in ("term", "soft"):  # the line end (or character) after the last key line is given back
+        end = match.group(name)
+        if end is not None and whole.endswith(end):
+            return _marker("private_key") + end
+    if match.group("term") is None and match.group("soft") is None:
+        return _marker("private_key") + match.group("nl")
+    return _marker("private_key")
+
+
+def _bearer(match: Any) -> str:
+    if match.group(2).startswith("[REDACTED:"):
+        return match.group(0)
+    return match.group(1) + _marker("bearer_token")
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> dict[str, Any]:
+    return {
+        "key_body": matching.compile(r"^[ \t]*" + _KEY_BODY_LINE + r"[ \t]*$"),
+        "key_begin": matching.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+        "key_end": matching.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+        # A bare 40-character secret key has no shape of its own; next to an access key id on
+        # the same line (credentials CSV, `aws configure list`, an echoed env) it is one.
+        "bare_secret_key": matching.compile(r"(?:^|[^" + _B64 + r"])([A-Za-z0-9/+]{40})(?:[^" + _B64 + r"]|$)"),
+        # a key whose value follows on the next line(s): `password:`, `TOKEN=`, `key: |`
+        "dangling_key": matching.compile(r"^([ \t-]*)[\"']?(" + _NAME + r")[\"']?[ \t]*[:=][ \t]*([|>][-+0-9]*)?[ \t]*$"),
+        # encoded views
+        "json_escape": matching.compile(r"\\u[0-9a-fA-F]{4}|\\/"),
+        "percent": matching.compile(r"%[0-9A-Fa-f]{2}"),
+        "concat": matching.compile(r"([\"'])[ \t]*\+?[ \t]*([\"'])"),
+        "base64_blob": matching.compile(r"(?:^|[^A-Za-z0-9+/=_\-])([A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_\-]{24,}={0,2})"),
+    }
+
+
+def _any_trigger(lower: str) -> bool:
+    return any(t in lower for _, _, _, triggers in _compiled() for t in triggers)
+
+
+def _bare_secret_keys(text: str) -> str:
+    def line_fix(line: str) -> str:
+        if _marker("aws_access_key_id") not in line:
+            return line
+
+        def one(match: Any) -> str:
+            value = match.group(1)
+            if any(c.islower() for c in value) and any(c.isupper() for c in value) and any(c.isdigit() for c in value):
+                return _group_replacer(_marker("aws_secret_access_key"))(match)
+            return match.group(0)
+
+        return _patterns()["bare_secret_key"].sub(one, line)
+
+    if _marker("aws_access_key_id") not in text:
+        return text
+    return "\n".join(line_fix(line) for line in text.split("\n"))
+
+
+def _redact_plain(text: str) -> str:
+    """The known shapes and secret-named pairs, on the text as it is."""
+    lower = text.lower()
+    for _, pattern, replacement, triggers in _compiled():
+        if any(t in lower for t in triggers):
+            text = pattern.sub(replacement, text)
+    return _bare_secret_keys(text)
+
+
+_SAFE_DECODED = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+def _json_unescape(text: str) -> str:
+    def one(match: Any) -> str:
+        token = match.group(0)
+        if token == "\\/":
+            return "/"
+        char = chr(int(token[2:], 16))
+        return char if char in _SAFE_DECODED else token
+
+    return _patterns()["json_escape"].sub(one, text)
+
+
+def _percent_decode(text: str) -> str:
+    def one(match: Any) -> str:
+        char = chr(int(match.group(0)[1:], 16))
+        return char if char in _SAFE_DECODED else match.group(0)
+
+    for _ in range(3):  # doubly encoded (%253D) too
+        decoded = _patterns()["percent"].sub(one, text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _unconcat(text: str) -> str:
+    """String literals joined by `+` (or adjacent, as Python joins them) read as one."""
+    return _patterns()["concat"].sub(lambda m: m.group(0) if m.group(1) != m.group(2) else "", text)
+
+
+def _printable_text(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
+    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _base64_blobs(text: str) -> str:
+    """A base64 blob that decodes to text holding a secret is replaced whole."""
+    def one(match: Any) -> str:
+        blob = match.group(1)
+        try:
+            raw = base64.b64decode(blob + "=" * (-len(blob) % 4), altchars=b"-_" if ("-" in blob or "_" in blob) else None)
+        except (binascii.Error, ValueError):
+            return match.group(0)
+        decoded = _printable_text(raw)
+        if decoded is None or _redact_once(decoded, depth=1) == decoded:
+            return match.group(0)
+        return _group_replacer(_marker("encoded_secret"))(match)
+
+    return _patterns()["base64_blob"].sub(one, text)
+
+
+def _redact_once(text: str, depth: int = 0) -> str:
+    out = _redact_plain(text)
+    for view in (_json_unescape, _percent_decode, _unconcat):
+        decoded = view(out)
+        if decoded != out:
+            redacted = _redact_plain(decoded)
+            if redacted != decoded:  # the decoded text shows a secret: the reader gets that view
+                out = redacted
+    if depth == 0 and len(out) >= 24:
+        out = _base64_blobs(out)
+    return out
 
 
 def redact(text: str) -> str:
     """Replace every secret in ``text`` with ``[REDACTED:<kind>]``. Idempotent."""
-    if not text or not _ANY_TRIGGER.search(text):
+    if not text:
         return text
-    for kind, pattern, replacement in _RULES:
-        if _TRIGGERS[kind].search(text):
-            text = pattern.sub(replacement, text)
-    if _marker("aws_access_key_id") in text:
-        text = _ACCESS_KEY_LINE.sub(
-            lambda line: _BARE_SECRET_KEY.sub(_marker("aws_secret_access_key"), line.group(0)), text
-        )
-    return text
+    lower = text.lower()
+    if not _any_trigger(lower) and "%" not in text and "\\u" not in text and not _might_hold_base64(text):
+        return text
+    out = _redact_once(text)
+    if "\n" in out:
+        out = "\n".join(_next_line_values(out.split("\n")))
+    return out
+
+
+def _might_hold_base64(text: str) -> bool:
+    # a cheap pre-check: a run of 24 base64 characters needs at least 24 characters without a space
+    return len(text) >= 24 and _patterns()["base64_blob"].search(text) is not None
+
+
+def _next_line_values(lines: list[str]) -> list[str]:
+    """A secret-named key with its value on the following line(s) (YAML, env blocks): the
+    value lines become markers; the line count is kept."""
+    out: list[str] = []
+    pending: tuple[int, bool] | None = None  # (the key line's indent, block scalar?)
+    dangling = _patterns()["dangling_key"]
+    for line in lines:
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip(" \t"))
+        if pending is not None and stripped:
+            key_indent, block = pending
+            continues = indent > key_indent or (not block and ":" not in stripped and "=" not in stripped)
+            if continues and not stripped.startswith("[REDACTED:") and _secret_value(stripped):
+                out.append(line[:indent] + _marker("secret_assignment"))
+                if not block:
+                    pending = None
+                continue
+            pending = None
+        out.append(line)
+        match = dangling.search(line) if stripped.endswith((":", "=", "|", ">", "-", "+")) or stripped[-1:].isdigit() else None
+        if match is not None and _secret_name(match.group(2)):
+            pending = (len(match.group(1).replace("-", " ")), match.group(3) is not None)
+    return out
 
 
 def _opens_key_block(line: str) -> bool:
-    begins = [m.start() for m in _KEY_BEGIN.finditer(line)]
-    ends = [m.start() for m in _KEY_END.finditer(line)]
+    begins = [m.start() for m in _patterns()["key_begin"].finditer(line)]
+    ends = [m.start() for m in _patterns()["key_end"].finditer(line)]
     return bool(begins) and (not ends or begins[-1] > ends[-1])
 
 
@@ -167,23 +517,24 @@ def redact_lines(lines: list[str]) -> list[str]:
     """Redact a log tail line by line, keeping the line count (evidence cites line numbers).
 
     A private key printed to a log arrives as one line per log event, so a key block
-    is tracked across lines: every line from BEGIN to END becomes a marker.
+    is tracked across lines: every line from BEGIN to END becomes a marker. A secret-named
+    key whose value is on the next line(s) (YAML, env blocks) is tracked the same way.
     """
     redacted: list[str] = []
     inside_key_block = False
     for line in lines:
         if inside_key_block:
-            end = _KEY_END.search(line)
+            end = _patterns()["key_end"].search(line)
             if end is not None:
                 line = _marker("private_key") + line[end.end():]
-            elif _KEY_BODY.match(line) or not line.strip():
+            elif _patterns()["key_body"].match(line) or not line.strip():
                 redacted.append(_marker("private_key"))
                 continue
             # A truncated block ends at the first line that is not key material.
             inside_key_block = False
-        inside_key_block = _opens_key_block(line)
+        inside_key_block = "PRIVATE KEY" in line and _opens_key_block(line)
         redacted.append(redact(line))
-    return redacted
+    return _next_line_values(redacted)
 
 
 def redact_data(obj: Any) -> Any:

@@ -57,8 +57,9 @@ def test_url_password_keeps_user_and_host_for_the_reader() -> None:
     assert "postgresql://mlops:[REDACTED:url_password]@db.internal:5432/runs" in redact(sample.line)
 
 
-def test_every_kind_has_a_sample() -> None:
-    assert set(KINDS) == {sample.kind for sample in SECRET_SAMPLES}
+def test_every_sample_kind_is_a_known_kind() -> None:
+    # every kind has a generated case in tests/support/secret_corpus.py (test_redaction_corpus.py)
+    assert {sample.kind for sample in SECRET_SAMPLES} <= set(KINDS)
 
 
 def test_redact_data_walks_nested_payloads_and_keeps_non_strings() -> None:
