@@ -97,6 +97,8 @@ def _secret_value(value: str) -> bool:
     bare = value.strip("\\\"' ")
     if not bare or bare.lower() in _PLACEHOLDERS or bare.startswith(_PLACEHOLDER_PREFIXES):
         return False
+    if bare[0] in "|>" and len(bare) <= 3:  # a YAML block scalar: the value is on the next lines
+        return False
     if bare.isdigit() and len(bare) < 12:  # a count or a duration (max_tokens=512, token_ttl=3600)
         return False
     return True
@@ -300,6 +302,7 @@ _RULE_SOURCES: list[_Rule] = [
 ]
 
 KINDS: tuple[str, ...] = tuple(dict.fromkeys([*(kind for kind, *_ in _RULE_SOURCES), "encoded_secret"]))
+_MARKERS = tuple(_marker(kind) for kind in KINDS)
 
 
 @lru_cache(maxsize=1)
@@ -359,7 +362,7 @@ def _patterns() -> dict[str, Any]:
         "json_escape": matching.compile(r"\\u[0-9a-fA-F]{4}|\\/"),
         "percent": matching.compile(r"%[0-9A-Fa-f]{2}"),
         "concat": matching.compile(r"([\"'])[ \t]*\+?[ \t]*([\"'])"),
-        "base64_blob": matching.compile(r"(?:^|[^A-Za-z0-9+/=_\-])([A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_\-]{24,}={0,2})"),
+        "base64_blob": matching.compile(r"(?:^|[^A-Za-z0-9+/_\-])([A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_\-]{24,}={0,2})"),
     }
 
 
@@ -451,14 +454,23 @@ def _base64_blobs(text: str) -> str:
     return _patterns()["base64_blob"].sub(one, text)
 
 
+def _hidden(text: str, redacted: str) -> int:
+    """How many characters of `text` redaction hid (markers do not count as text)."""
+    markers = sum(redacted.count(m) * len(m) for m in _MARKERS)
+    return len(text) - (len(redacted) - markers)
+
+
 def _redact_once(text: str, depth: int = 0) -> str:
-    out = _redact_plain(text)
+    base, out = text, _redact_plain(text)
     for view in (_json_unescape, _percent_decode, _unconcat):
-        decoded = view(out)
-        if decoded != out:
-            redacted = _redact_plain(decoded)
-            if redacted != decoded:  # the decoded text shows a secret: the reader gets that view
-                out = redacted
+        decoded = view(base)
+        if decoded == base:
+            continue
+        redacted = _redact_plain(decoded)
+        # The decoded text shows more of a secret than the text as it is: the reader gets
+        # that view, redacted (a person reads it decoded anyway).
+        if _hidden(decoded, redacted) > _hidden(base, out):
+            base, out = decoded, redacted
     if depth == 0 and len(out) >= 24:
         out = _base64_blobs(out)
     return out
@@ -546,7 +558,14 @@ def redact_data(obj: Any) -> Any:
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, dict):
-        return {redact_data(key): redact_data(value) for key, value in obj.items()}
+        # a secret-named key (a hyperparameter map, an env dict): its string value is a secret
+        # whatever it looks like (a W&B key alone is 40 hex digits, like a commit)
+        return {
+            redact_data(key): (_marker("secret_assignment")
+                               if isinstance(key, str) and isinstance(value, str) and _secret_name(key)
+                               and _secret_value(value) else redact_data(value))
+            for key, value in obj.items()
+        }
     if isinstance(obj, list):
         if obj and all(isinstance(item, str) for item in obj):
             return redact_lines(obj)
