@@ -70,12 +70,12 @@ class _Document:
         self.text = text
         self.data = text.encode("utf-8", "surrogatepass")
         self.lower = self.data.lower()
-        self.capped: dict[int, int] = {}  # line number -> length, for each line matched on its first part only
+        self.capped: dict[int, int] = {}  # line number -> UTF-8 bytes, for each line matched on its first part only
 
-    def capped_line(self, line_no: int, text: str) -> str:
-        """`text` cut to what rules read, the cut recorded (it becomes evidence)."""
+    def capped_line(self, line_no: int, text: str, size: int) -> str:
+        """`text` (a line of `size` bytes) cut to what rules read, the cut recorded (it becomes evidence)."""
         if len(text) > MAX_MATCH_CHARS:
-            self.capped.setdefault(line_no, len(text))
+            self.capped.setdefault(line_no, size)
             return text[:MAX_MATCH_CHARS]
         return text
 
@@ -99,7 +99,8 @@ class _Document:
                 break
             end = self.data.find(b"\n", pos)
             end = len(self.data) if end == -1 else end
-            yield self.capped_line(line_no + offset, self.line_text(pos, min(end, pos + 4 * MAX_MATCH_CHARS + 4)))
+            yield self.capped_line(line_no + offset, self.line_text(pos, min(end, pos + 4 * MAX_MATCH_CHARS + 4)),
+                                   end - pos)
             pos = end + 1
 
     def region(self, start: int, end: int, window: int, line_no: int) -> str:
@@ -123,7 +124,7 @@ class _Document:
             stop = self.data.find(b"\n", pos, hi)
             stop = hi if stop == -1 else stop
             text = self.decode(pos, min(stop, pos + 4 * MAX_MATCH_CHARS + 4))
-            lines.append(self.capped_line(first + len(lines), text))
+            lines.append(self.capped_line(first + len(lines), text, stop - pos))
             pos = stop + 1
         return "\n".join(lines)
 
@@ -190,7 +191,7 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
         # A line longer than the cap is decoded only as far as the cap needs (4 bytes a character).
         raw = doc.line_text(start, min(end, start + 4 * MAX_MATCH_CHARS + 4))
         if end - start > MAX_MATCH_CHARS:
-            doc.capped_line(line_no, raw)
+            doc.capped_line(line_no, raw, end - start)
         known = memo.get(raw)
         if known is None:
             known = _match_line(raw, pending, catalog)
@@ -416,8 +417,8 @@ def _cap_note(doc: _Document) -> list[EvidenceLine]:
     first = min(doc.capped)
     others = len(doc.capped) - 1
     more = f" (and {others} other line(s) as long)" if others else ""
-    text = (f"[line {first} has {doc.capped[first]:,} characters; rules matched its first "
-            f"{MAX_MATCH_CHARS:,} only{more}]")
+    text = (f"[line {first} is {doc.capped[first]:,} bytes long; rules matched its first "
+            f"{MAX_MATCH_CHARS:,} characters only{more}]")
     return [EvidenceLine(line=first, text=text, source=CAP_SOURCE)]
 
 
