@@ -46,7 +46,7 @@ def _options(ignore_case: bool, dot_nl: bool) -> re2.Options:
 
 
 @lru_cache(maxsize=2048)
-def compile(pattern: str, *, ignore_case: bool = False, dot_nl: bool = False) -> Pattern:  # noqa: A001
+def compile(pattern: str | bytes, *, ignore_case: bool = False, dot_nl: bool = False) -> Pattern:  # noqa: A001
     """The RE2 form of `pattern` (cached). Raises PatternError naming what to change."""
     try:
         compiled = re2.compile(pattern, _options(ignore_case, dot_nl))
@@ -55,6 +55,8 @@ def compile(pattern: str, *, ignore_case: bool = False, dot_nl: bool = False) ->
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         hint = ""
+        if isinstance(pattern, bytes):
+            pattern = pattern.decode("utf-8", "replace")
         if "(?=" in pattern or "(?!" in pattern or "(?<" in pattern.replace("(?<name>", "").replace("(?P<", ""):
             hint = ("; RE2 has no lookahead/lookbehind: move a negative condition to `exclude:` "
                     "or drop it when a \\b already implies it")
@@ -72,7 +74,157 @@ def compile(pattern: str, *, ignore_case: bool = False, dot_nl: bool = False) ->
 
 def is_linear(pattern: object) -> bool:
     """Whether `pattern` runs on the linear-time engine (an RE2 pattern, not a Python `re` one)."""
-    return isinstance(pattern, re2._Regexp)
+    return isinstance(pattern, (re2._Regexp, GapPattern))
+
+
+# ------------------------------------------------------------------ bounded gaps
+#
+# `A.{0,400}?B` ("A, then B within 400 characters") is how rules say two parts of a message
+# belong together. RE2 runs it in linear time, but on a line that scatters A's and B's (an
+# adversary's, or a dense log) its DFA must track every A seen in the last 400 characters;
+# the state cache overflows, RE2 falls back to its NFA and runs at ~1 MB/s. A rule only needs
+# to know whether the line matches, so such a pattern is split at its gap and searched as
+# parts: find an A, the first B after it, and if that B is too far, the last A before that B
+# (one anchored `(?s:.*)(A)` search). Each round moves past a stretch of the line longer than
+# the gap, so the work stays linear with a small constant, at DFA speed (bench/matching.py).
+
+_MAX_PART_CHARS = 256  # how far back an A that may pair with a B can start (longer A's are rare)
+
+
+def _top_level(pattern: str) -> tuple[list[str], list[list[tuple[int, int]]], list[list[str]]] | None:
+    """Split `pattern` at top-level `|` and, in each branch, at top-level `.{lo,hi}?` gaps.
+    Returns (branches, gaps per branch, parts per branch), or None when a global inline flag
+    (e.g. a leading `(?i)`) would not carry over to the parts."""
+    branches: list[list[str]] = [[""]]
+    gaps: list[list[tuple[int, int]]] = [[]]
+    depth, i, n = 0, 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            branches[-1][-1] += pattern[i:i + 2]
+            i += 2
+            continue
+        if char == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            branches[-1][-1] += pattern[i:j + 1]
+            i = j + 1
+            continue
+        if char == "(":
+            if depth == 0 and pattern.startswith("(?", i) and i + 2 < n and pattern[i + 2] not in ":P<=!":
+                close = pattern.find(")", i)
+                if ":" not in pattern[i:close]:
+                    return None  # (?i) and the like apply to the rest of the pattern
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and char == "|":
+            branches.append([""])
+            gaps.append([])
+            i += 1
+            continue
+        elif depth == 0 and char == "." and pattern.startswith(".{", i):
+            close = pattern.find("}", i)
+            bounds = pattern[i + 2:close].split(",") if close != -1 else []
+            if len(bounds) == 2 and all(b.isdigit() for b in bounds):
+                end = close + 1
+                if end < n and pattern[end] == "?":
+                    end += 1
+                gaps[-1].append((int(bounds[0]), int(bounds[1])))
+                branches[-1].append("")
+                i = end
+                continue
+        branches[-1][-1] += char
+        i += 1
+    return ["".join(b) for b in branches], gaps, branches
+
+
+class _Chain:
+    """Parts of one branch with the gaps between them, searched over UTF-8 bytes."""
+
+    def __init__(self, parts: list[str], gaps: list[tuple[int, int]], ignore_case: bool) -> None:
+        self.first = compile(parts[0].encode(), ignore_case=ignore_case)
+        self.last_first = compile(b"(?s:.*)(" + parts[0].encode() + b")", ignore_case=ignore_case)
+        self.lo, self.hi = gaps[0] if gaps else (0, 0)
+        self.rest = _Chain(parts[1:], gaps[1:], ignore_case) if len(parts) > 1 else None
+
+    def _fits(self, data: bytes, end: int, start: int) -> bool:
+        if start - end < self.lo:
+            return False
+        between = data[end:start]
+        return b"\n" not in between and len(between.decode("utf-8", "replace")) <= self.hi
+
+    def search(self, data: bytes, pos: int, ascii_only: bool) -> tuple[int, int] | None:
+        if self.rest is None:
+            match = self.first.search(data, pos)
+            return None if match is None else match.span()
+        reach = self.hi if ascii_only else 4 * self.hi
+        while True:
+            a = self.first.search(data, pos)
+            if a is None:
+                return None
+            b = self.rest.search(data, a.end() + self.lo, ascii_only)
+            if b is None:
+                return None
+            if self._fits(data, a.end(), b[0]):
+                return a.start(), b[1]
+            window = max(a.start() + 1, b[0] - reach - _MAX_PART_CHARS)
+            if window <= b[0] - self.lo:
+                last = self.last_first.match(data, window, b[0] - self.lo)
+                if last is not None and self._fits(data, last.end(1), b[0]):
+                    return last.start(1), b[1]
+            pos = max(a.start() + 1, b[0] - self.lo + 1)
+
+
+class _Found:
+    """What GapPattern.search returns on a match: truthy, no groups."""
+
+    def groupdict(self) -> dict[str, str | None]:
+        return {}
+
+
+_FOUND = _Found()
+
+
+class GapPattern:
+    """A rule pattern with top-level bounded gaps, searched part by part (see above).
+
+    Only `search` (does the line match?) is offered: that is all a rule's pattern is used for,
+    and the patterns with named groups (the structured line) have no gaps."""
+
+    def __init__(self, pattern: str, ignore_case: bool) -> None:
+        self.pattern = pattern
+        split = _top_level(pattern)
+        assert split is not None
+        branches, gaps, parts = split
+        plain = [b for b, g in zip(branches, gaps) if not g]
+        self._plain = compile("|".join(f"(?:{b})" for b in plain), ignore_case=ignore_case) if plain else None
+        self._chains = [_Chain(p, g, ignore_case) for p, g in zip(parts, gaps) if g]
+
+    def search(self, text: str) -> _Found | None:
+        if self._plain is not None and self._plain.search(text) is not None:
+            return _FOUND
+        data = text.encode("utf-8", "surrogatepass")
+        ascii_only = data.isascii()
+        for chain in self._chains:
+            if chain.search(data, 0, ascii_only) is not None:
+                return _FOUND
+        return None
+
+
+def compile_rule(pattern: str, *, ignore_case: bool = True) -> Pattern:
+    """A rule's pattern: split at its bounded gaps when it has any (GapPattern), else plain RE2.
+    The whole pattern is compiled too, so every syntax error names the pattern as written."""
+    whole = compile(pattern, ignore_case=ignore_case)
+    split = _top_level(pattern)
+    if split is None or not any(split[1]) or whole.groups:
+        return whole
+    return GapPattern(pattern, ignore_case)
 
 
 def cap(line: str) -> str:

@@ -68,21 +68,24 @@ _PLACEHOLDERS = frozenset({"null", "none", "true", "false", "undefined", "nil", 
 _NAME = r"[A-Za-z0-9_.\-]*(?i:secret|token|passw(?:or)?d|pwd|pass|passphrase|api[_\-]?key|auth|credential|private[_\-]?key|access[_\-]?key|account[_\-]?key|signing[_\-]?key|encryption[_\-]?key|master[_\-]?key)[A-Za-z0-9_.\-]*"
 
 
+_SEPARATORS = str.maketrans("_-.", "   ")
+
+
 def _name_parts(name: str) -> list[str]:
+    words = name.translate(_SEPARATORS).split()
+    if name.islower() or name.isupper() or not any(c.isupper() for c in name[1:]):
+        return [w.lower() for w in words]
     parts: list[str] = []
-    word = ""
-    for index, char in enumerate(name):
-        if char in "_-. ":
-            if word:
-                parts.append(word)
-            word = ""
-            continue
-        if char.isupper() and word and (word[-1].islower() or (index + 1 < len(name) and name[index + 1].islower())):
-            parts.append(word)
-            word = ""
-        word += char
-    if word:
-        parts.append(word)
+    for word in words:  # camelCase: apiKey, clientSecret, XAuthToken
+        current = ""
+        for index, char in enumerate(word):
+            if char.isupper() and current and (current[-1].islower() or
+                                               (index + 1 < len(word) and word[index + 1].islower())):
+                parts.append(current)
+                current = ""
+            current += char
+        if current:
+            parts.append(current)
     return [p.lower() for p in parts]
 
 
@@ -199,10 +202,10 @@ _RULE_SOURCES: list[_Rule] = [
     ),
     (
         "wandb_api_key",
-        # a W&B key is 40 hex digits (or local-<40+>): taken only next to a W&B name, since a
-        # git commit has the same shape
-        r"((?i:wandb|api\.wandb\.ai|WANDB_API_KEY)[^\n]{0,60}?)\b(?:local-)?[0-9a-f]{40,}\b",
-        r"\1" + _marker("wandb_api_key"),
+        # a W&B key is 40 hex digits (or local-<40+>): taken only with a W&B name in the 80
+        # characters before it (_wandb_key), since a git commit has the same shape
+        r"\b(?:local-)?[0-9a-f]{40,}\b",
+        "wandb",
         ("wandb",),
     ),
     (
@@ -314,6 +317,8 @@ def _compiled() -> list[tuple[str, Any, Callable[[Any], str] | str, tuple[str, .
             replacement = _group_replacer(_marker(kind))
         elif replacement == "bearer":
             replacement = _bearer
+        elif replacement == "wandb":
+            replacement = _wandb_key
         elif replacement == "key_block":
             replacement = _key_block
         rules.append((kind, compiled, replacement, triggers))
@@ -326,6 +331,11 @@ def _group_replacer(marker: str) -> Callable[[Any], str]:
         return whole[:start] + marker + whole[end:]
 
     return replace
+
+
+def _wandb_key(match: Any) -> str:
+    before = match.string[max(0, match.start() - 80):match.start()].lower()
+    return _marker("wandb_api_key") if "wandb" in before else match.group(0)
 
 
 def _key_block(match: Any) -> str:
@@ -452,6 +462,8 @@ def _base64_blobs(text: str) -> str:
     """A base64 blob that decodes to text holding a secret is replaced whole."""
     def one(match: Any) -> str:
         blob = match.group(1)
+        if blob.islower() or blob.isupper() or blob.isdigit():  # base64 of text mixes cases
+            return match.group(0)
         try:
             raw = base64.b64decode(blob + "=" * (-len(blob) % 4), altchars=b"-_" if ("-" in blob or "_" in blob) else None)
         except (binascii.Error, ValueError):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from incident_responder.classify.schema import Rule, RuleFile
 from incident_responder.classify.text import required_literals
 from incident_responder.matching import Pattern
-from incident_responder.matching import compile as compile_linear
+from incident_responder.matching import compile_rule
 from incident_responder.models import Category
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -110,8 +110,8 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
 
 
 def _compile(pattern: str) -> Pattern:
-    # schema validation compiled it already (same options): this is a cache hit
-    return compile_linear(pattern, ignore_case=True)
+    # RE2; a pattern with bounded gaps (A.{0,400}?B) is searched part by part (matching.GapPattern)
+    return compile_rule(pattern, ignore_case=True)
 
 
 def _compile_rule(spec: Rule, category: Category, source: str) -> CompiledRule:

@@ -37,6 +37,7 @@ COMPETITOR_MARGIN = 10
 COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
 _MEMO_LINES = 10_000
+_UNKNOWN_LINES = 1_000  # error-looking lines read for the evidence of an unknown cause, at each end of the text
 _ERRORISH = matching.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", ignore_case=True)
 #: EvidenceLine.source of the note that says a line was matched on its first part only.
 CAP_SOURCE = "matching_cap"
@@ -324,10 +325,14 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
         tail_start = max(len(head), len(text) - _EDGE_BYTES)
         for base, chunk in ((0, head), (tail_start, text[tail_start:])):
             line_end = -1  # each line is looked at once, however many error words it holds
+            looked = 0
             for match in _ERRORISH.finditer(chunk):
                 pos = base + match.start()
                 if pos < line_end:
                     continue
+                looked += 1
+                if looked > _UNKNOWN_LINES:
+                    break
                 start = text.rfind("\n", 0, pos) + 1
                 end = text.find("\n", pos)
                 line_end = len(text) if end == -1 else end

@@ -23,14 +23,14 @@ from incident_responder.matching import cap
 _TIME = matching.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _DIGEST = matching.compile(r"sha256:[0-9a-fA-F]{64}")
 _UUID = matching.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-# RE2 has no lookaround: a hex word must hold a letter and a digit, and an account id is a
-# run of exactly 12 digits with no digit or dot on either side; both are decided in
-# _number_token from the whole run the pattern takes (runs are maximal, so the verdict is
-# the one the lookarounds gave).
+# RE2 has no lookaround. A hex word must hold a letter and a digit: decided in _number_token
+# from the whole word the pattern takes. An account id is a run of exactly 12 digits with no
+# digit or dot on either side: the pattern takes the character before it (given back), and
+# _number_token looks at the character after it.
 _NUMBERS = matching.compile(
     r"(?P<hex>\b[0-9a-fA-F]{16,}\b)"
     r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b)"
-    r"|(?P<digits>\d[\d.]*)"
+    r"|(?P<account>(?:^|[^\d.])\d{12})"
 )
 _SITE_PACKAGES = matching.compile(r"(?:[A-Za-z]:)?/[^\s'\":]*?/(?:site|dist)-packages/")
 _HOME = matching.compile(r"(?:[A-Za-z]:)?/(?:home|Users)/[^/\s'\"]+")
@@ -49,11 +49,11 @@ def _number_token(match) -> str:
         has_letter = not _HEX_LETTERS.isdisjoint(run)
         has_digit = _ANY_DIGIT.search(run) is not None
         return "<hex>" if has_letter and has_digit else run
-    if kind == "digits":
-        before = match.string[match.start() - 1] if match.start() > 0 else ""
-        if len(run) == 12 and run.isdigit() and not (before.isdigit() or before == "."):
-            return "<account>"
-        return run
+    if kind == "account":
+        after = match.string[match.end():match.end() + 1]
+        if after.isdigit() or after == ".":
+            return run
+        return run[:-12] + "<account>"
     return f"<{kind}>"
 
 
