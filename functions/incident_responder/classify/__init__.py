@@ -4,7 +4,10 @@ Public interface (stable; triage, the CLI and the handlers depend on it):
 
     load_catalog(directory: Path | None = None) -> Catalog
     classify(text: str, *, names: Mapping[str, str] | None = None,
-             catalog: Catalog | None = None) -> Diagnosis
+             catalog: Catalog | None = None, trusted_lines: int = 0) -> Diagnosis
+
+`trusted_lines`: how many lines at the start of `text` are the job's FailureReason; only there
+does a structured line `[category/cause] message` decide (docs/classifier.md, step 6).
     catalog_report(catalog: Catalog | None = None) -> str
 
 Importing this package is cheap: the YAML files are read on the first classify() or

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from incident_responder.classify.text import _sre_c, parse_pattern
-from incident_responder.matching import PatternError
+from incident_responder.matching import PatternError, _top_level
 from incident_responder.matching import compile as compile_linear
 from incident_responder.models import Category
 
@@ -68,9 +68,35 @@ def _has_unbounded_gap(items) -> bool:
     return False
 
 
+_NESTED_GAP_LIMIT = 40
+
+
+def _nested_gap(pattern: str) -> str | None:
+    """A bounded gap `.{m,n}` (n > 40) that is not at the pattern's top level, if any.
+
+    RE2 is linear, but on a line that scatters the parts around a long gap its DFA overflows
+    and it falls back to ~1 MB/s; a gap at the top level is searched part by part instead
+    (matching.GapPattern), one inside a group cannot be."""
+    split = _top_level(pattern)
+    rest = pattern if split is None else "|".join(split[0])
+    for index in range(len(rest)):
+        if rest.startswith(".{", index) and (index == 0 or rest[index - 1] != "\\"):
+            close = rest.find("}", index)
+            bounds = rest[index + 2:close].split(",") if close != -1 else []
+            if len(bounds) == 2 and bounds[1].isdigit() and int(bounds[1]) > _NESTED_GAP_LIMIT:
+                return rest[index:close + 1]
+    return None
+
+
 def _check_matching_regex(pattern: str) -> str:
     """A pattern that rules match against log lines: valid, and linear on long lines."""
     _check_regex(pattern)
+    gap = _nested_gap(pattern)
+    if gap is not None:
+        raise ValueError(f"pattern {pattern!r} has the gap {gap} inside a group, where it cannot be searched part by "
+                         "part and runs at ~1 MB/s on a line that scatters its parts; put the gap at the top level "
+                         "(write A.{0,400}?B|C, not (?:A.{0,400}?B|C)) or keep it within "
+                         f"{_NESTED_GAP_LIMIT} characters")
     if not pattern.startswith("^") and _has_unbounded_gap(list(parse_pattern(pattern))):
         # An unanchored `A.*B` costs (occurrences of A) x (line length): quadratic on a long
         # line that repeats A. A bounded gap keeps it linear.
