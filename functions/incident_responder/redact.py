@@ -61,7 +61,7 @@ _SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key")
 # Values that are not secrets: placeholders, references, booleans, our own markers.
 _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "[REDACTED", "%(", "***", "xxx", "XXX", "...")
 _PLACEHOLDERS = frozenset({"null", "none", "true", "false", "undefined", "nil", "empty", "unset", "redacted",
-                           "bearer", "basic", "token", "required", "optional", "changeme?"})
+                           "bearer", "basic", "token", "required", "optional", "inherit"})
 
 # The name of a key=value pair: a word that holds one of the secret words (checked in
 # _secret_name). RE2's alternation is linear: no backtracking over the name.
@@ -89,15 +89,31 @@ def _name_parts(name: str) -> list[str]:
     return [p.lower() for p in parts]
 
 
+# A name that ends in one of these names something about a secret, not the secret itself
+# (NoCredentialsError, InvalidClientTokenId, token_type, password_file, auth_mode, TOKEN_URL).
+_NOT_SECRET_HEADS = frozenset({
+    "error", "errors", "exception", "id", "ids", "expired", "invalid", "missing", "required", "count", "type", "name",
+    "names", "file", "path", "dir", "url", "uri", "arn", "length", "size", "ttl", "expiry", "expiration", "provider",
+    "providers", "retrieval", "endpoint", "header", "scope", "scopes", "policy", "mode", "format", "version", "limit",
+    "source", "kind", "enabled", "disabled", "prompt", "hint", "manager", "store",
+})
+
+
 def _secret_name(name: str) -> bool:
     parts = _name_parts(name.strip("\\\"' "))
+    if not parts or parts[-1] in _NOT_SECRET_HEADS:
+        return False
     if any(p in _SECRET_WORDS for p in parts):
         return True
     return any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:]))
 
 
 def _secret_value(value: str) -> bool:
-    bare = value.strip("\\\"' ")
+    if value.strip("\\\"' ").startswith("[REDACTED:"):
+        return False
+    bare = value.strip("\\\"' []()")
+    if _UUID_SHAPE(bare):  # a request id or a request token (CloudFormation's RequestToken)
+        return False
     if not bare or bare.lower() in _PLACEHOLDERS or bare.startswith(_PLACEHOLDER_PREFIXES):
         return False
     if bare[0] in "|>" and len(bare) <= 3:  # a YAML block scalar: the value is on the next lines
@@ -107,9 +123,17 @@ def _secret_value(value: str) -> bool:
     return True
 
 
+def _prose(match: Any, sep: str, value: str) -> bool:
+    """`NoCredentialsError: Unable to locate...`: a colon followed by words is a message, not a pair."""
+    if "=" in sep or '"' in sep or "'" in sep or not value.isalpha():
+        return False
+    after = match.string[match.end():match.end() + 2]
+    return len(after) == 2 and after[0] == " " and after[1].isalpha()
+
+
 def _assignment(match: Any) -> str:
     name, sep, value = match.group("name"), match.group("sep"), match.group("value")
-    if not _secret_name(name) or not _secret_value(value):
+    if not _secret_name(name) or not _secret_value(value) or _prose(match, sep, value):
         return match.group(0)
     return f"{name}{sep}{_marker('secret_assignment')}"
 
@@ -291,7 +315,7 @@ _RULE_SOURCES: list[_Rule] = [
     (
         "secret_assignment",
         # NAME=value, NAME: value, "NAME": "value", \"NAME\": \"value\" (JSON in JSON)
-        r"(?P<name>" + _NAME + r")(?P<sep>[ \t\\\"']*[:=][ \t\\\"']*)(?P<value>[^\s\"'\\,;&}\]]+)",
+        r"(?P<name>" + _NAME + r")(?P<sep>[ \t\\\"']*[:=][ \t\\\"']*)(?P<value>[^\s\"'\\,;&}\]`]+)",
         _assignment,
         ("secret", "token", "pass", "pwd", "key", "auth", "credential"),
     ),

@@ -202,4 +202,13 @@ BENIGN: tuple[str, ...] = (
     "http://169.254.170.2/v2/credentials/2f1e0d9c-8b7a-4c6d-9e5f-1a2b3c4d5e6f",
     "data/colmap/images/IMG_20240101_120000_000000000001.jpg",
     "token_ttl_seconds=3600 password_min_length=12",
+    # messages about credentials are not credentials
+    "botocore.exceptions.NoCredentialsError: Unable to locate credentials",
+    "InvalidClientTokenId: The security token included in the request is invalid.",
+    "ExpiredToken: The security token included in the request is expired",
+    "TokenRetrievalError: Error when retrieving token from sso: Token has expired and refresh failed",
+    'Resource handler returned message: "x" (RequestToken: 7b08be0e-fada-d308-578a-333a227387fd, HandlerErrorCode: x)',
+    "ListObjectsV2 failed for s3://bucket/prefix nextToken:[null]: Unable to execute request to S3",
+    "reusable workflows get the caller's secrets with `secrets: inherit`",
+    "auth_mode: iam token_type: bearer password_file: /run/secrets/db",
 )
