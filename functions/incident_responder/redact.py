@@ -99,6 +99,7 @@ _NOT_SECRET_HEADS = frozenset({
 })
 
 
+@lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
     parts = _name_parts(name.strip("\\\"' "))
     if not parts or parts[-1] in _NOT_SECRET_HEADS:
@@ -132,8 +133,9 @@ def _prose(match: Any, sep: str, value: str) -> bool:
 
 
 def _assignment(match: Any) -> str:
-    name, sep, value = match.group("name"), match.group("sep"), match.group("value")
-    if not _secret_name(name) or not _secret_value(value) or _prose(match, sep, value):
+    # groups by number: the wrapper's lookup by name costs more than the checks
+    name, sep, value = match.group(1, 2, 3)
+    if not _secret_value(value) or not _secret_name(name) or _prose(match, sep, value):
         return match.group(0)
     return f"{name}{sep}{_marker('secret_assignment')}"
 
