@@ -280,7 +280,8 @@ def hostile_lines(size: int) -> dict[str, str]:
                   for _ in range(size // 6))[:size]
     return {
         "issue: 'loss_'*N + ' xnanx'": _fill("loss_", size - 6) + " xnanx",
-        "issue: url password ('http://u:' + 'p'*20)*N": _fill("http://u:" + "p" * 20, size),
+        "issue: url password ('a.'*N + 'x://')": _fill("a.", size - 4) + "x://",
+        "url-like ('http://u:' + 'p'*20)*N": _fill("http://u:" + "p" * 20, size),
         "repeated ordinary words": _fill("the quick brown fox jumps over the lazy dog ", size),
         "rule literals scattered": mix,
         "control characters": _fill("\x00\x01\x1b[31m\x7f", size),
@@ -289,6 +290,37 @@ def hostile_lines(size: int) -> dict[str, str]:
         "secret names": _fill("PASSWORD=TOKEN=SECRET=", size),
         "random printable": "".join(rng.choice(string.printable) for _ in range(size)),
     }
+
+
+# The issue's examples, per pattern: (pattern name, input of n characters), run on the new
+# engine at 1 MiB and on the baseline's Python re at growing sizes until a run is stopped.
+ISSUE_EXAMPLES = {
+    "unknown.nan_loss:patterns[4]": lambda n: _fill("loss_", n - 6) + " xnanx",
+    "redact.url_password[0]": lambda n: _fill("a.", n - 4) + "x://",
+    "text._SITE_PACKAGES": lambda n: _fill("/a", n),
+    "text.NOISE": lambda n: _fill("warn ", n),
+}
+
+
+def issue_examples(entries: list[Entry], baseline: dict[str, re.Pattern[str]], limit: float) -> list[str]:
+    rows = []
+    by_name = {e.name: e for e in entries}
+    for name, build in ISSUE_EXAMPLES.items():
+        entry = by_name.get(name)
+        if entry is None:
+            continue
+        new = mb_s(entry.compiled, build(1 << 20), entry.op, entry.repl)
+        old_parts = []
+        old = baseline.get(name)
+        for n in (4096, 16384, 65536, 262144):
+            if old is None:
+                break
+            figure, stopped = limited_mb_s(old, build(n), limit * 8, entry.op)
+            old_parts.append(f"{n // 1024} KiB {'<' if stopped else ''}{figure:.3f}")
+            if stopped:
+                break
+        rows.append(f"  {name:<40} RE2 1 MiB {new:>9.1f} MB/s   Python re: {', '.join(old_parts) or 'n/a'} MB/s")
+    return rows
 
 
 def end_to_end(size: int) -> list[tuple[str, float, float]]:
@@ -341,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             entry.baseline_mb_s, entry.baseline_stopped = worst_old, stopped_any
 
     e2e = end_to_end(1 << 20)
+    examples = issue_examples(entries, baseline, args.baseline_limit)
     below = [e for e in entries if e.figures[e.worst_input] < TARGET_WORST_MB_S]
     if args.json:
         print(json.dumps({
@@ -368,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     stopped = [e for e in entries if e.baseline_stopped]
     print(f"baseline (Python re, {args.baseline_ref}): {len(stopped)} patterns stopped after {args.baseline_limit} s "
           f"on a 32 KiB worst input")
+    print(f"\nthe issue's examples (baseline runs stopped after {args.baseline_limit * 8:.0f} s):")
+    print("\n".join(examples))
     print("\nend to end on one 1 MiB hostile line (rules read its first "
           f"{matching.MAX_LINE_CHARS:,} characters; redaction reads all of it):")
     for name, classify_mb, redact_mb in e2e:
