@@ -28,7 +28,7 @@ MAX_LINE_CHARS = 20_000
 #: constant time per byte; when a pattern's DFA outgrows its memory budget RE2 falls back
 #: to its NFA, whose time per byte grows with the program size. A bounded program keeps even
 #: that fallback fast (bench/matching.py prints each pattern's worst case).
-MAX_PROGRAM_SIZE = 10_000
+MAX_PROGRAM_SIZE = 3_000
 
 Pattern = Any  # re2._Regexp: search, match, fullmatch, finditer, sub, subn, groupindex
 
@@ -217,13 +217,24 @@ class GapPattern:
         return None
 
 
+def _has_groups(pattern: str) -> bool:
+    """Whether the pattern may capture (then it runs whole, so its groups are there to read)."""
+    index = pattern.find("(")
+    while index != -1:
+        if (index == 0 or pattern[index - 1] != "\\") and not pattern.startswith("(?", index) \
+                or pattern.startswith("(?P<", index) or pattern.startswith("(?<", index):
+            return True
+        index = pattern.find("(", index + 1)
+    return False
+
+
+@lru_cache(maxsize=2048)
 def compile_rule(pattern: str, *, ignore_case: bool = True) -> Pattern:
-    """A rule's pattern: split at its bounded gaps when it has any (GapPattern), else plain RE2.
-    The whole pattern is compiled too, so every syntax error names the pattern as written."""
-    whole = compile(pattern, ignore_case=ignore_case)
+    """A rule's pattern: split at its top-level bounded gaps when it has any (GapPattern: only its
+    parts are compiled, each within the size budget), else plain RE2. Raises PatternError."""
     split = _top_level(pattern)
-    if split is None or not any(split[1]) or whole.groups:
-        return whole
+    if split is None or not any(split[1]) or _has_groups(pattern):
+        return compile(pattern, ignore_case=ignore_case)
     return GapPattern(pattern, ignore_case)
 
 

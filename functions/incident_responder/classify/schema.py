@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from incident_responder.classify.text import _sre_c, parse_pattern
-from incident_responder.matching import PatternError, _top_level
+from incident_responder.matching import PatternError, _top_level, compile_rule
 from incident_responder.matching import compile as compile_linear
 from incident_responder.models import Category
 
@@ -40,8 +40,8 @@ def _check_regex(pattern: str) -> str:
     """The pattern compiles with RE2, the linear-time engine every rule runs on (no lookaround, no
     backreferences), within its size budget; and Python's parser reads it (for the prefilter)."""
     try:
-        # with the engine's options, so the catalog's own compile of the pattern is a cache hit
-        compile_linear(pattern, ignore_case=True)
+        # as the engine compiles it, so the catalog's own compile of the pattern is a cache hit
+        compile_rule(pattern, ignore_case=True)
     except PatternError as exc:
         raise ValueError(f"bad regex {pattern!r}: {exc}; fix the pattern (RE2 syntax: "
                          "https://github.com/google/re2/wiki/Syntax)") from None
@@ -90,16 +90,16 @@ def _nested_gap(pattern: str) -> str | None:
 
 def _check_matching_regex(pattern: str) -> str:
     """A pattern that rules match against log lines: valid, and linear on long lines."""
-    _check_regex(pattern)
-    gap = _nested_gap(pattern)
+    gap = _nested_gap(pattern)  # before compiling: the specific advice beats the size budget's
     if gap is not None:
         raise ValueError(f"pattern {pattern!r} has the gap {gap} inside a group, where it cannot be searched part by "
                          "part and runs at ~1 MB/s on a line that scatters its parts; put the gap at the top level "
                          "(write A.{0,400}?B|C, not (?:A.{0,400}?B|C)) or keep it within "
                          f"{_NESTED_GAP_LIMIT} characters")
+    _check_regex(pattern)
     if not pattern.startswith("^") and _has_unbounded_gap(list(parse_pattern(pattern))):
-        # An unanchored `A.*B` costs (occurrences of A) x (line length): quadratic on a long
-        # line that repeats A. A bounded gap keeps it linear.
+        # RE2 runs `A.*B` in linear time too, but an unbounded gap pairs words a whole (long) line
+        # apart; a bounded top-level gap keeps the parts close and is searched part by part.
         raise ValueError(f"pattern {pattern!r} has an unbounded gap (.* or .+); write .{{0,400}}? instead "
                          "(or anchor the pattern with ^)")
     return pattern
