@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """MB/s of every pattern that runs on untrusted text, on its worst input and on an ordinary log.
 
-    python bench/matching.py [--size-kib 256] [--baseline-ref origin/main] [--baseline-limit 0.25]
-                             [--only SUBSTRING] [--json]
+    python bench/matching.py [--size-kib 256] [--e2e-kib 1024] [--baseline-ref origin/main]
+                             [--baseline-limit 0.25] [--only SUBSTRING] [--json]
 
 Patterns: every rule pattern (patterns, exclude, require_nearby, exclude_nearby, traceback),
 the masks and noise pattern of classify/text.py, and every redaction pattern. For each, inputs
 are generated from the pattern's own literals (a literal repeated, its literals glued, literals
 scattered in filler at random, near misses, random printable text); the slowest is the
 pattern's worst input. "average" is an ordinary gsplat training log (bench/classifier_eval.py's
-synthetic log). Each figure is what the code does with the pattern (a rule's search for the
+synthetic log). t(2n)/t(n) is the time on twice the worst input over the time on it: 2 for a
+linear pattern, less for a search that stops at an early match. Each figure is what the code does with the pattern (a rule's search for the
 first match, a mask's or redaction's sub over every match, with its replacement), best of 3.
 A rule pattern with bounded gaps is measured as the engine runs it (matching.GapPattern).
 
@@ -66,6 +67,7 @@ class Entry:
     figures: dict[str, float] = field(default_factory=dict)
     worst_input: str = ""
     baseline_mb_s: float | None = None
+    scale: float = 0.0  # time(2n) / time(n) on the worst input: 2 for a linear pattern
     baseline_stopped: bool = False
 
 
@@ -342,6 +344,7 @@ def end_to_end(size: int) -> list[tuple[str, float, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-kib", type=int, default=256, help="input size per pattern (default 256)")
+    parser.add_argument("--e2e-kib", type=int, default=1024, help="size of the end-to-end hostile lines (default 1024)")
     parser.add_argument("--baseline-ref", default="origin/main",
                         help="git ref whose patterns run on Python re as the baseline ('' to skip)")
     parser.add_argument("--baseline-limit", type=float, default=0.25, help="seconds before a baseline run is stopped")
@@ -363,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         entry.figures = {kind: mb_s(entry.compiled, text, entry.op, entry.repl) for kind, text in inputs.items()}
         entry.figures["average"] = mb_s(entry.compiled, average, entry.op, entry.repl)
         entry.worst_input = min(inputs, key=lambda k: entry.figures[k])
+        # linear: twice the input takes twice the time (MB/s the same); the ratio of the times
+        twice = generated_inputs(entry.source, 2 * size)[entry.worst_input]
+        entry.scale = entry.figures[entry.worst_input] / max(mb_s(entry.compiled, twice, entry.op, entry.repl), 1e-9) * 2
         old = baseline.get(entry.name)
         if old is not None:
             worst_old, stopped_any = float("inf"), False
@@ -372,14 +378,14 @@ def main(argv: list[str] | None = None) -> int:
                     worst_old, stopped_any = figure, stopped
             entry.baseline_mb_s, entry.baseline_stopped = worst_old, stopped_any
 
-    e2e = end_to_end(1 << 20)
+    e2e = end_to_end(args.e2e_kib * 1024)
     examples = issue_examples(entries, baseline, args.baseline_limit)
     below = [e for e in entries if e.figures[e.worst_input] < TARGET_WORST_MB_S]
     if args.json:
         print(json.dumps({
             "size_kib": args.size_kib,
             "patterns": [{"name": e.name, "worst_mb_s": round(e.figures[e.worst_input], 2), "worst_input": e.worst_input,
-                          "average_mb_s": round(e.figures["average"], 2),
+                          "average_mb_s": round(e.figures["average"], 2), "scale_2x": round(e.scale, 2),
                           "baseline_worst_mb_s": None if e.baseline_mb_s is None else round(e.baseline_mb_s, 3),
                           "baseline_stopped": e.baseline_stopped} for e in entries],
             "end_to_end_1mib": [{"input": n, "classify_mb_s": round(c, 2), "redact_mb_s": round(r, 2)} for n, c, r in e2e],
@@ -387,23 +393,26 @@ def main(argv: list[str] | None = None) -> int:
         }, indent=2))
         return 0
     width = max(len(e.name) for e in entries)
-    print(f"{'pattern':<{width}}  {'op':<8}  {'worst MB/s':>10}  {'average MB/s':>12}  {'baseline worst (re)':>20}  worst input")
+    print(f"{'pattern':<{width}}  {'op':<8}  {'worst MB/s':>10}  {'t(2n)/t(n)':>10}  {'average MB/s':>12}  "
+          f"{'baseline worst (re)':>20}  worst input")
     for e in sorted(entries, key=lambda e: e.figures[e.worst_input]):
         if e.baseline_mb_s is None:
             old = "n/a"
         else:
             old = f"{'<' if e.baseline_stopped else ''}{e.baseline_mb_s:.3f}"
-        print(f"{e.name:<{width}}  {e.op:<8}  {e.figures[e.worst_input]:>10.1f}  {e.figures['average']:>12.1f}  {old:>20}  {e.worst_input}")
+        print(f"{e.name:<{width}}  {e.op:<8}  {e.figures[e.worst_input]:>10.1f}  {e.scale:>10.2f}  {e.figures['average']:>12.1f}  {old:>20}  {e.worst_input}")
     worst = min(entries, key=lambda e: e.figures[e.worst_input])
+    scales = sorted(e.scale for e in entries)
     print(f"\n{len(entries)} patterns, {args.size_kib} KiB inputs; slowest worst case: {worst.name} "
           f"{worst.figures[worst.worst_input]:.1f} MB/s ({worst.worst_input}); "
-          f"median average {sorted(e.figures['average'] for e in entries)[len(entries) // 2]:.0f} MB/s")
+          f"median average {sorted(e.figures['average'] for e in entries)[len(entries) // 2]:.0f} MB/s; "
+          f"t(2n)/t(n) on the worst input: median {scales[len(scales) // 2]:.2f}, largest {scales[-1]:.2f} (2 = linear)")
     stopped = [e for e in entries if e.baseline_stopped]
     print(f"baseline (Python re, {args.baseline_ref}): {len(stopped)} patterns stopped after {args.baseline_limit} s "
           f"on a 32 KiB worst input")
     print(f"\nthe issue's examples (baseline runs stopped after {args.baseline_limit * 8:.0f} s):")
     print("\n".join(examples))
-    print("\nend to end on one 1 MiB hostile line (rules read its first "
+    print(f"\nend to end on one {args.e2e_kib} KiB hostile line (rules read its first "
           f"{matching.MAX_LINE_CHARS:,} characters; redaction reads all of it):")
     for name, classify_mb, redact_mb in e2e:
         print(f"  {name:<46} classify {classify_mb:>8.1f} MB/s   redact {redact_mb:>7.1f} MB/s")
