@@ -11,7 +11,7 @@ scattered in filler at random, near misses, random printable text); the slowest 
 pattern's worst input. "average" is an ordinary gsplat training log (bench/classifier_eval.py's
 synthetic log). t(2n)/t(n) is the time on twice the worst input over the time on it: 2 for a
 linear pattern, less for a search that stops at an early match. Each figure is what the code does with the pattern (a rule's search for the
-first match, a mask's or redaction's sub over every match, with its replacement), best of 3.
+first match, a mask's or redaction's sub or replace over every match, with its replacement), best of 3.
 A rule pattern with bounded gaps is measured as the engine runs it (matching.GapPattern).
 
 The baseline column is Python's `re` on the patterns of --baseline-ref (the code before the
@@ -90,7 +90,7 @@ def current_patterns() -> list[Entry]:
     for module, prefix in ((text_module, "text"), (engine_module, "engine")):
         for name, value in vars(module).items():
             if matching.is_linear(value):
-                op = "sub" if name in subs else "search"
+                op = ("sub" if name == "_NUMBERS" else "replace") if name in subs else "search"
                 entries.append(Entry(f"{prefix}.{name}", value.pattern, value, op, subs.get(name, "x")))
     seen: dict[str, int] = {}
     for kind, compiled, replacement, _ in redact_module._compiled():
@@ -231,8 +231,10 @@ def generated_inputs(source: str, size: int, seed: int = 1) -> dict[str, str]:
 def _run(pattern: Any, text: str, op: str = "finditer", repl: Any = "x") -> None:
     if op == "search":
         pattern.search(text)
-    elif op == "sub":
+    elif op == "sub" or (op == "replace" and not matching.is_linear(pattern)):
         pattern.sub(repl, text)
+    elif op == "replace":  # what mask() does: matching.replace
+        matching.replace(pattern, repl, text)
     else:
         for _ in pattern.finditer(text):
             pass

@@ -10,7 +10,7 @@ from re import _parser as _sre_parse
 from typing import Iterable, Iterator
 
 from incident_responder import matching
-from incident_responder.matching import cap
+from incident_responder.matching import cap, replace
 
 # Python's `re` appears here only to read the parse tree of a rule's own pattern (trusted
 # data, for the prefilter's literals); every pattern that runs on log text is RE2
@@ -39,8 +39,8 @@ _ANY_DIGIT = matching.compile(r"\d")
 _HEX_LETTERS = frozenset("abcdefABCDEF")
 
 
-def _posix_path(match) -> str:
-    return match.group(0).replace("\\\\", "/").replace("\\", "/")
+def _posix_path(path: str) -> str:
+    return path.replace("\\\\", "/").replace("\\", "/")
 
 
 def _number_token(match) -> str:
@@ -61,19 +61,19 @@ def mask(line: str) -> str:
     """The line with incident-specific parts replaced by tokens: <time>, sha256:<digest>,
     <uuid>, <hex>, <account>, <ip>, <site-packages>/, ~ (a home directory)."""
     if ":\\" in line:  # Windows paths read like POSIX ones (only there: "\n" in JSON must stay)
-        line = _WINDOWS_PATH.sub(_posix_path, line)
+        line = replace(_WINDOWS_PATH, _posix_path, line)
     if "sha256:" in line:
-        line = _DIGEST.sub("sha256:<digest>", line)
+        line = replace(_DIGEST, "sha256:<digest>", line)
     if "-" in line:
         if ":" in line:
-            line = _TIME.sub("<time>", line)
-        line = _UUID.sub("<uuid>", line)
+            line = replace(_TIME, "<time>", line)
+        line = replace(_UUID, "<uuid>", line)
     if _ANY_DIGIT.search(line):
         line = _NUMBERS.sub(_number_token, line)
     if "-packages/" in line:
-        line = _SITE_PACKAGES.sub("<site-packages>/", line)
+        line = replace(_SITE_PACKAGES, "<site-packages>/", line)
     if "/home/" in line or "/Users/" in line:
-        line = _HOME.sub("~", line)
+        line = replace(_HOME, "~", line)
     return line
 
 
