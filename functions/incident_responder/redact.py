@@ -34,7 +34,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable
 
-from incident_responder import matching
+import incident_responder.matching as matching
 
 _B64 = r"A-Za-z0-9/+="
 # Key/value separators as they appear in env dumps, INI files, JSON, and JSON that was

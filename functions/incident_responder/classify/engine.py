@@ -23,7 +23,7 @@ from string import Formatter
 from incident_responder.classify.catalog import TRACEBACK_KEY, Catalog, CompiledRule, load_catalog
 from incident_responder.classify.schema import TEMPLATE_NAMES
 from incident_responder.classify.text import Traceback, is_noise, mask, parse_traceback
-from incident_responder import matching
+import incident_responder.matching as matching
 from incident_responder.matching import MAX_LINE_CHARS
 from incident_responder.models import GUIDE_CATEGORIES, Category, Diagnosis, EvidenceLine
 

@@ -9,7 +9,7 @@ from re import _constants as _sre_c  # Python 3.11+ (pyproject); sre_constants i
 from re import _parser as _sre_parse
 from typing import Iterable, Iterator
 
-from incident_responder import matching
+import incident_responder.matching as matching
 from incident_responder.matching import cap, replace
 
 # Python's `re` appears here only to read the parse tree of a rule's own pattern (trusted
