@@ -301,8 +301,9 @@ def hostile_lines(size: int) -> dict[str, str]:
 ISSUE_EXAMPLES = {
     "unknown.nan_loss:patterns[4]": lambda n: _fill("loss_", n - 6) + " xnanx",
     "redact.url_password[0]": lambda n: _fill("a.", n - 4) + "x://",
+    "cuda_gpu.gpu_not_visible:patterns[12]": lambda n: "torch.cuda.is_available()" + " " * (n - 25),
     "text._SITE_PACKAGES": lambda n: _fill("/a", n),
-    "text.NOISE": lambda n: _fill("warn ", n),
+    "text.NOISE": lambda n: _fill("Downloading ", n),
 }
 
 

@@ -61,6 +61,8 @@ HOSTILE = {
     "digits_and_dots": _fill("1234567890."),
     "hex_run": _fill("0123456789abcdef"),
     "ip_like": _fill("1.2.3.4.5.6.7."),
+    "gpu_not_visible_issue_example": "torch.cuda.is_available()" + " " * (MIB - 25),
+    "noise_downloading_repeated": _fill("Downloading "),
     "gpu_not_visible_words": _mix(["CUDA", "GPU", "device", "not", "available", "visible", "no CUDA GPUs"], 5),
     "url_password_issue_example": _fill("a.", MIB - 4) + "x://",
     "url_like_runs": _fill("http://u:" + "p" * 20),
