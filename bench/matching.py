@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size_kib * 1024
 
     entries = [e for e in current_patterns() if args.only in e.name]
+    if not entries:
+        parser.error(f"no pattern name contains {args.only!r}; names look like unknown.nan_loss:patterns[4], "
+                     "text.NOISE, redact.url_password[0]")
     baseline: dict[str, re.Pattern[str]] = {}
     if args.baseline_ref:
         try:
