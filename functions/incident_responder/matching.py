@@ -28,7 +28,7 @@ MAX_LINE_CHARS = 20_000
 #: constant time per byte; when a pattern's DFA outgrows its memory budget RE2 falls back
 #: to its NFA, whose time per byte grows with the program size. A bounded program keeps even
 #: that fallback fast (bench/matching.py prints each pattern's worst case).
-MAX_PROGRAM_SIZE = 3_000
+MAX_PROGRAM_SIZE = 8_000
 
 Pattern = Any  # re2._Regexp: search, match, fullmatch, finditer, sub, subn, groupindex
 
