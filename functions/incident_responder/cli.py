@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--format", choices=("text", "json"), default="text")
     classify.add_argument("--name", action="append", default=[], metavar="KEY=VALUE",
                           help="fill investigation commands, e.g. --name job_name=my-job (repeatable)")
+    classify.add_argument("--failure-reason", metavar="TEXT",
+                          help="the job's FailureReason, read before each input; only there does our training "
+                               "image's structured line ([category/cause] ...) decide outright")
     classify.set_defaults(run=_classify)
 
     rules = sub.add_parser("rules", help="list the classification rules and report overlapping ones")
@@ -194,7 +197,9 @@ def _classify(args: argparse.Namespace, stdout: TextIO) -> int:
             print(f"incident-responder classify: cannot read {source}: {exc.strerror}", file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        diagnosis = classify(redact(text), names=names)
+        reason = redact(args.failure_reason) if args.failure_reason else ""
+        document = f"{reason}\n{redact(text)}" if reason else redact(text)
+        diagnosis = classify(document, names=names, trusted_lines=len(reason.splitlines()))
         record = diagnosis.as_record("<stdin>" if source == "-" else source)
         if args.format == "json":
             print(json.dumps(record), file=stdout)

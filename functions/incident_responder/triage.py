@@ -37,7 +37,7 @@ def finish(event: FailureEvent, gathered: Evidence) -> Incident:
     event, evidence = redact_model(event), redact_model(gathered)
     text, sources, trusted = compose_document(event, evidence)
     names = evidence.subject.template_names()
-    diagnosis = attach_sources(classify(text, names=names), sources)
+    diagnosis = attach_sources(classify(text, names=names, trusted_lines=trusted), sources)
     return Incident(
         key=key,
         subject=evidence.subject,

@@ -111,3 +111,12 @@ def test_a_deeply_nested_event_file_is_refused_clearly(tmp_path, capsys):
 def test_text_output_strips_terminal_escape_sequences():
     code, out = _run(["classify", "-"], stdin="\x1b]0;pwned\x07\x1b[2J" + LOG + "\x1b[31m\n")
     assert code == 0 and "\x1b" not in out and "\x07" not in out and LOG in out
+
+
+def test_a_structured_line_decides_only_as_the_failure_reason():
+    line = "[cuda_gpu/no_kernel_image] this GPU (sm_75) is not in the image's compiled architectures: rebuild"
+    _, as_log = _run(["classify", "--format", "json", "-"], stdin=line + "\n")
+    _, as_reason = _run(["classify", "--format", "json", "--failure-reason", "AlgorithmError: " + line, "-"],
+                        stdin="loading scene\n")
+    assert json.loads(as_reason)["cause"] == "no_kernel_image" and json.loads(as_reason)["confidence"] == 1.0
+    assert (json.loads(as_log)["cause"], json.loads(as_log)["confidence"]) != ("no_kernel_image", 1.0)

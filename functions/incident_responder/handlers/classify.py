@@ -29,5 +29,12 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if unknown:
         return {"error": f"'names' has unknown keys {[redact(k)[:60] for k in unknown]}: use only "
                          f"{', '.join(sorted(TEMPLATE_NAMES))}"}
-    diagnosis = classify(redact(log), names={str(k): redact(str(v)) for k, v in names.items()})
+    reason = event.get("failure_reason")
+    if reason is not None and not isinstance(reason, str):
+        return {"error": f"'failure_reason' must be the job's FailureReason as one string, {_SHAPE}"}
+    # The FailureReason first, as triage composes it: the only lines a structured line is trusted in.
+    reason = redact(reason) if reason else ""
+    text = f"{reason}\n{redact(log)}" if reason else redact(log)
+    trusted = len(reason.splitlines())
+    diagnosis = classify(text, names={str(k): redact(str(v)) for k, v in names.items()}, trusted_lines=trusted)
     return {**diagnosis.as_record(redact(str(event.get("source", "event")))[:200]), "commands": diagnosis.commands}
