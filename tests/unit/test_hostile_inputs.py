@@ -148,3 +148,13 @@ def test_a_secret_at_the_end_of_a_1_mib_line_is_redacted() -> None:
     secret = "".join(random.Random(9).choice(string.ascii_letters + string.digits) for _ in range(24))
     line = _fill("loss_", tail=f" DB_PASSWORD={secret}")
     assert secret not in redact(line)
+
+
+def test_an_unknown_log_of_one_long_line_of_error_words_is_read_once():
+    # The evidence search for an unknown cause used to make one match object per error word:
+    # a 1 MB line of "error error ..." was 170,000 of them. Now the search counts lines.
+    from incident_responder.classify import engine
+
+    matches = list(engine._ERRORISH.finditer("error " * 170_000))
+    assert len(matches) == 1
+    assert engine.classify("error " * 170_000).evidence[0].line == 1

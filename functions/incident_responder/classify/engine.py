@@ -38,7 +38,10 @@ COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
 _MEMO_LINES = 10_000
 _UNKNOWN_LINES = 1_000  # error-looking lines read for the evidence of an unknown cause, at each end of the text
-_ERRORISH = matching.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b", ignore_case=True)
+# An error word and the rest of its line: one match per line, however many error words the line
+# holds (a 1 MB line of "error error ..." is one match, not 170,000 match objects).
+_ERRORISH = matching.compile(r"\b(?:error|exception|fatal|failed|failure|denied|traceback)\b[^\n]*",
+                             ignore_case=True)
 #: EvidenceLine.source of the note that says a line was matched on its first part only.
 CAP_SOURCE = "matching_cap"
 
