@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Train the classifier's learned fallback (naive Bayes) on corpus/train.jsonl and write its model file.
+
+    python bench/train_fallback.py                 # writes functions/incident_responder/classify/fallback_model.json
+    python bench/train_fallback.py --check         # exit 1 if the committed model is not what training produces
+    python bench/train_fallback.py --report [--corpus ../shared/corpus/dev.jsonl]
+
+Pure Python and deterministic (no random state beyond a fixed salt for the folds): the same train file
+gives the same model file, byte for byte. Steps:
+1. Folds: cases are grouped by source thread (bench/corpus_tool.thread_of) into FOLDS folds, so no thread
+   is on both sides of a fold.
+2. Out-of-fold scores: for each fold, a model trained on the other folds scores it.
+3. Calibration: one temperature T for the posterior, fitted on the out-of-fold scores by minimising the
+   negative log-likelihood; then an isotonic table (pool-adjacent-violators) from the scaled posterior of
+   the predicted class to how often such out-of-fold non-unknown answers were right. The fallback only
+   answers where no rule matched, and there failures outside the guide are far more common than in the
+   whole corpus; so `unknown` cases are weighted up to UNKNOWN_SHARE of the calibration population, for
+   the temperature, the table and the threshold alike.
+4. Threshold: the lowest calibrated confidence at which the out-of-fold non-unknown answers at or above it
+   are right >= TARGET_PRECISION of the (weighted) time; never below MIN_THRESHOLD.
+5. The final model is trained on all of train, with T and the threshold from steps 3-4.
+
+Only `log` and `label` are read: `note`, `cause` and `also` are a labeller's words, not what the Lambda sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    from incident_responder.classify import fallback
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT / "functions"))
+    from incident_responder.classify import fallback
+
+sys.path.insert(0, str(ROOT))
+from bench.corpus_tool import thread_of  # noqa: E402
+from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
+
+TRAIN = ROOT / "corpus" / "train.jsonl"
+CLASSES: tuple[str, ...] = (*GUIDE_CATEGORIES, "unknown")
+FOLDS = 10
+SALT = "fallback-folds-v1"
+ALPHA = 0.1  # additive smoothing (0.1, 0.2, 0.5, 1 compared by out-of-fold accuracy on train)
+MIN_DF = 2  # a feature must occur in at least this many training logs (one log's ids are not a pattern)
+UNKNOWN_SHARE = 0.5
+TARGET_PRECISION = 0.98
+MIN_THRESHOLD = 0.5
+DECIMALS = 4
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        if row["label"] not in CLASSES:
+            raise SystemExit(f"{path}: case {row.get('id')} has label {row['label']!r}, not one of {CLASSES}")
+    return rows
+
+
+def fold_of(rows: list[dict]) -> list[int]:
+    """Each case's fold: threads sorted by a salted hash, dealt round-robin."""
+    threads = sorted({thread_of(r["source"]) for r in rows},
+                     key=lambda t: hashlib.sha256((SALT + t).encode()).hexdigest())
+    fold = {t: i % FOLDS for i, t in enumerate(threads)}
+    return [fold[thread_of(r["source"])] for r in rows]
+
+
+def fit(docs: list[set[str]], labels: list[str]) -> dict:
+    """Multinomial naive Bayes over binary feature occurrences: the model's tables (no calibration yet)."""
+    df = Counter(f for doc in docs for f in doc)
+    vocab = sorted(f for f, n in df.items() if n >= MIN_DF)
+    index = {f: i for i, f in enumerate(vocab)}
+    counts = {c: [0] * len(vocab) for c in CLASSES}
+    class_docs = Counter(labels)
+    for doc, label in zip(docs, labels):
+        row = counts[label]
+        for f in doc:
+            i = index.get(f)
+            if i is not None:
+                row[i] += 1
+    log_prior = [math.log((class_docs[c] + 1) / (len(labels) + len(CLASSES))) for c in CLASSES]
+    columns = []
+    for c in CLASSES:
+        total = sum(counts[c]) + ALPHA * len(vocab)
+        columns.append([round(math.log((n + ALPHA) / total), DECIMALS) for n in counts[c]])
+    weights = {f: [columns[k][i] for k in range(len(CLASSES))] for f, i in index.items()}
+    return {"classes": list(CLASSES), "log_prior": [round(p, DECIMALS) for p in log_prior], "weights": weights}
+
+
+def _model(tables: dict) -> fallback.Model:
+    return fallback.Model.from_dict({"format": fallback.FORMAT, "format_version": fallback.FORMAT_VERSION,
+                                     **tables, "temperature": 1.0, "calibration": [[0.0, 0.0]], "threshold": 1.0})
+
+
+def out_of_fold(docs: list[set[str]], labels: list[str], folds: list[int]) -> list[list[float]]:
+    """Each case's log joint per class, from a model that never saw its fold."""
+    scores: list[list[float]] = [[] for _ in docs]
+    for k in range(FOLDS):
+        train = [i for i, f in enumerate(folds) if f != k]
+        model = _model(fit([docs[i] for i in train], [labels[i] for i in train]))
+        for i, f in enumerate(folds):
+            if f == k:
+                scores[i] = model.log_joint(docs[i])
+    return scores
+
+
+def softmax(scores: list[float], temperature: float) -> list[float]:
+    scaled = [s / temperature for s in scores]
+    top = max(scaled)
+    exps = [math.exp(s - top) for s in scaled]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def case_weights(labels: list[str]) -> list[float]:
+    unknown = sum(label == "unknown" for label in labels)
+    known = len(labels) - unknown
+    if not unknown or not known:
+        return [1.0] * len(labels)
+    up = UNKNOWN_SHARE * known / ((1 - UNKNOWN_SHARE) * unknown)
+    return [up if label == "unknown" else 1.0 for label in labels]
+
+
+def fit_temperature(scores: list[list[float]], labels: list[str], weights: list[float]) -> float:
+    """The T minimising the weighted negative log-likelihood (golden-section search on log T)."""
+    truth = [CLASSES.index(label) for label in labels]
+
+    def nll(log_t: float) -> float:
+        t = math.exp(log_t)
+        return -sum(w * math.log(max(softmax(s, t)[y], 1e-300)) for s, y, w in zip(scores, truth, weights))
+
+    lo, hi = math.log(0.05), math.log(500.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(80):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return round(math.exp((lo + hi) / 2), DECIMALS)
+
+
+def predictions(scores: list[list[float]], temperature: float) -> list[tuple[str, float]]:
+    out = []
+    for s in scores:
+        probs = softmax(s, temperature)
+        best = max(range(len(CLASSES)), key=lambda i: (probs[i], -i))
+        out.append((CLASSES[best], probs[best]))
+    return out
+
+
+def isotonic(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> list[list[float]]:
+    """Pool-adjacent-violators over the non-unknown answers: [(lowest score, share right)], ascending."""
+    points = sorted((conf, float(pred == label), w) for (pred, conf), label, w in zip(preds, labels, weights)
+                    if pred != "unknown")
+    blocks: list[list[float]] = []  # [lowest score, weight, weighted right]
+    for score, ok, w in points:
+        if blocks and blocks[-1][0] == score:
+            blocks[-1][1] += w
+            blocks[-1][2] += w * ok
+        else:
+            blocks.append([score, w, w * ok])
+        while len(blocks) > 1 and blocks[-2][2] / blocks[-2][1] >= blocks[-1][2] / blocks[-1][1]:
+            last = blocks.pop()
+            blocks[-1][1] += last[1]
+            blocks[-1][2] += last[2]
+    # A block of answers that were all right still does not make a guess certain: each block's share is
+    # smoothed by one right and one wrong pseudo-answer (then kept non-decreasing).
+    table: list[list[float]] = []
+    for lowest, weight, right in blocks:
+        share = (right + 1) / (weight + 2)
+        table.append([round(lowest, DECIMALS), round(max(share, table[-1][1] if table else 0.0), DECIMALS)])
+    table[0][0] = 0.0  # the first step covers every lower score
+    return table
+
+
+def calibrate(preds: list[tuple[str, float]], table: list[list[float]]) -> list[tuple[str, float]]:
+    model = fallback.Model((), (), {}, 1.0, tuple((a, b) for a, b in table), 1.0, {})
+    return [(pred, model.calibrated(score)) for pred, score in preds]
+
+
+def choose_threshold(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> float:
+    """The lowest confidence whose claims (non-unknown answers at or above it) reach TARGET_PRECISION."""
+    claims = sorted(((conf, pred == label, w) for (pred, conf), label, w in zip(preds, labels, weights)
+                     if pred != "unknown"), key=lambda c: -c[0])
+    best = 1.0
+    right = total = 0.0
+    for i, (conf, ok, w) in enumerate(claims):
+        right += w * ok
+        total += w
+        last_at_this_confidence = i + 1 == len(claims) or claims[i + 1][0] < conf
+        if last_at_this_confidence and right / total >= TARGET_PRECISION:
+            best = conf
+    return round(max(best, MIN_THRESHOLD), DECIMALS)
+
+
+def reliability(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> list[dict]:
+    """Per confidence band, the non-unknown answers: how many, their mean confidence, the (weighted) share right."""
+    bands = ((0.0, 0.5), (0.5, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.01))
+    out = []
+    for lo, hi in bands:
+        members = [(pred == label, conf, w) for (pred, conf), label, w in zip(preds, labels, weights)
+                   if pred != "unknown" and lo <= conf < hi]
+        if members:
+            total = sum(w for _, _, w in members)
+            out.append({"band": [lo, min(hi, 1.0)], "answers": len(members),
+                        "mean_confidence": round(sum(c for _, c, _ in members) / len(members), 3),
+                        "right": round(sum(ok for ok, _, _ in members) / len(members), 3),
+                        "right_weighted": round(sum(w * ok for ok, _, w in members) / total, 3)})
+    return out
+
+
+def train(path: Path = TRAIN) -> tuple[dict, dict]:
+    """(the model file's content, the out-of-fold details for the report)."""
+    raw = path.read_bytes()
+    rows = read_rows(path)
+    docs = [fallback.document_features(r["log"]) for r in rows]
+    labels = [r["label"] for r in rows]
+    folds = fold_of(rows)
+    oof = out_of_fold(docs, labels, folds)
+    weights = case_weights(labels)
+    temperature = fit_temperature(oof, labels, weights)
+    table = isotonic(predictions(oof, temperature), labels, weights)
+    preds = calibrate(predictions(oof, temperature), table)
+    threshold = choose_threshold(preds, labels, weights)
+    claims = [(p == label) for (p, c), label in zip(preds, labels) if p != "unknown" and c >= threshold]
+    model = {
+        "format": fallback.FORMAT,
+        "format_version": fallback.FORMAT_VERSION,
+        **fit(docs, labels),
+        "temperature": temperature,
+        "calibration": table,
+        "threshold": threshold,
+        "meta": {
+            "trained_on": "corpus/train.jsonl",
+            "train_sha256": hashlib.sha256(raw).hexdigest(),
+            "train_cases": len(rows),
+            "class_counts": {c: labels.count(c) for c in CLASSES},
+            "folds": FOLDS, "fold_salt": SALT, "alpha": ALPHA, "min_df": MIN_DF,
+            "unknown_share": UNKNOWN_SHARE, "target_precision": TARGET_PRECISION,
+            "out_of_fold": {"claims": len(claims), "claims_right": sum(claims),
+                            "reliability": reliability(preds, labels, weights)},
+            "trainer": "bench/train_fallback.py",
+        },
+    }
+    return model, {"rows": rows, "oof_predictions": preds, "threshold": threshold}
+
+
+def dumps(model: dict) -> str:
+    return json.dumps(model, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=Path, default=TRAIN, help="the training corpus (default: corpus/train.jsonl)")
+    parser.add_argument("--out", type=Path, default=fallback.MODEL_PATH, help="where to write the model")
+    parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
+    args = parser.parse_args(argv)
+    model, _ = train(args.train)
+    text = dumps(model)
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+        if current != text:
+            print(f"{args.out} is not what bench/train_fallback.py produces from {args.train}: retrain", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    meta = model["meta"]
+    print(f"wrote {args.out} ({len(text) / 1024:.0f} KiB, {len(model['weights'])} features); "
+          f"T={model['temperature']} threshold={model['threshold']}; out-of-fold claims "
+          f"{meta['out_of_fold']['claims_right']}/{meta['out_of_fold']['claims']} right")
+    for band in meta["out_of_fold"]["reliability"]:
+        print(f"  confidence {band['band']}: {band['answers']} answers, mean {band['mean_confidence']}, "
+              f"right {band['right']} (weighted {band['right_weighted']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
