@@ -3,7 +3,8 @@
 
     python bench/train_fallback.py                 # writes functions/incident_responder/classify/fallback_model.json
     python bench/train_fallback.py --check         # exit 1 if the committed model is not what training produces
-    python bench/train_fallback.py --report [--corpus ../shared/corpus/dev.jsonl]
+    python bench/train_fallback.py --report [--corpus ../shared/corpus/dev.jsonl ...]
+                                                   # figures: train out-of-fold, then each --corpus
 
 Pure Python and deterministic (no random state beyond a fixed salt for the folds): the same train file
 gives the same model file, byte for byte. Steps:
@@ -29,6 +30,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,6 +44,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 sys.path.insert(0, str(ROOT))
 from bench.corpus_tool import thread_of  # noqa: E402
+from incident_responder.classify import classify, load_catalog  # noqa: E402
 from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
 
 TRAIN = ROOT / "corpus" / "train.jsonl"
@@ -255,7 +258,75 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
             "trainer": "bench/train_fallback.py",
         },
     }
-    return model, {"rows": rows, "oof_predictions": preds, "threshold": threshold}
+    return model, {"rows": rows, "docs": docs, "labels": labels, "folds": folds, "model": model}
+
+
+def _fold_models(details: dict) -> list[fallback.Model]:
+    """Per fold, a model trained without it, with the final calibration and threshold (for out-of-fold figures)."""
+    docs, labels, folds, final = details["docs"], details["labels"], details["folds"], details["model"]
+    models = []
+    for k in range(FOLDS):
+        train_ = [i for i, f in enumerate(folds) if f != k]
+        tables = fit([docs[i] for i in train_], [labels[i] for i in train_])
+        models.append(fallback.Model.from_dict({**final, **tables}))
+    return models
+
+
+def _classifiers(catalog, model_for):
+    """(rules alone, rules + fallback, fallback alone) as classifier_eval classifiers; `model_for(log)` picks the model."""
+    from incident_responder.classify.engine import _fill, _unknown, find_hits  # the engine's own no-rule answer
+
+    def fallback_alone(log, cat):
+        _, tracebacks, doc = find_hits(log, cat)
+        guessed = fallback.diagnose(log, cat, lambda t: _fill(t, {}), model_for(log))
+        return guessed or _unknown(doc, cat, {}, tracebacks)
+
+    def rules_alone(log, cat):
+        saved = os.environ.get(fallback.SWITCH)
+        os.environ[fallback.SWITCH] = "off"
+        try:
+            return classify(log, catalog=cat)
+        finally:
+            if saved is None:
+                del os.environ[fallback.SWITCH]
+            else:
+                os.environ[fallback.SWITCH] = saved
+
+    def combined(log, cat):
+        hits, _, _ = find_hits(log, cat)
+        return rules_alone(log, cat) if hits else fallback_alone(log, cat)
+
+    return {"rules alone": rules_alone, "rules + fallback": combined, "fallback alone": fallback_alone}
+
+
+def _row(name: str, ev) -> str:
+    recalls = " ".join(f"{ev.per_label[c]['recall']:.2f}" for c in CLASSES)
+    return (f"  {name:<17}{ev.accuracy:>6.3f}{ev.macro_f1:>7.3f}{ev.min_recall:>7.3f}"
+            f"{ev.unknown_wrong_claims:>4d}/{ev.unknown_cases:<4d}{ev.claims_correct:>5d}/{ev.claims:<4d}"
+            f"{ev.claim_precision:>6.3f}{ev.high_confidence_correct:>5d}/{ev.high_confidence:<4d}"
+            f"{ev.high_confidence_precision:>6.3f}{ev.fallback_correct:>4d}/{ev.fallback:<4d}  {recalls}")
+
+
+def report(details: dict, corpora: list[Path]) -> str:
+    from bench.classifier_eval import evaluate, read_corpus
+
+    catalog = load_catalog()
+    header = (f"  {'':<17}{'acc':>6}{'mF1':>7}{'minR':>7}{'wrong-unk':>10}{'non-unknown right':>17}"
+              f"{'conf>=0.8 right':>16}{'fallback':>10}  recall: " + " ".join(c[:4] for c in CLASSES))
+    out = []
+    logs = {r["log"]: f for r, f in zip(details["rows"], details["folds"])}
+    fold_models = _fold_models(details)
+    name = "train, fallback out-of-fold (rules were written from train: rules alone are in-sample)"
+    out += [f"{name} ({len(details['rows'])} cases)", header]
+    for label, classifier in _classifiers(catalog, lambda log: fold_models[logs[log]]).items():
+        out.append(_row(label, evaluate(details["rows"], catalog, classifier)))
+    final = fallback.Model.from_dict(details["model"])
+    for path in corpora:
+        rows = read_corpus(path)
+        out += ["", f"{path} ({len(rows)} cases, the committed model)", header]
+        for label, classifier in _classifiers(catalog, lambda log: final).items():
+            out.append(_row(label, evaluate(rows, catalog, classifier)))
+    return "\n".join(out)
 
 
 def dumps(model: dict) -> str:
@@ -267,8 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=TRAIN, help="the training corpus (default: corpus/train.jsonl)")
     parser.add_argument("--out", type=Path, default=fallback.MODEL_PATH, help="where to write the model")
     parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
+    parser.add_argument("--report", action="store_true",
+                        help="print figures (rules alone, rules + fallback, fallback alone) instead of writing")
+    parser.add_argument("--corpus", type=Path, action="append", default=[],
+                        help="with --report: also a held-out corpus (repeatable)")
     args = parser.parse_args(argv)
-    model, _ = train(args.train)
+    model, details = train(args.train)
+    if args.report:
+        print(report(details, args.corpus))
+        return 0
     text = dumps(model)
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""

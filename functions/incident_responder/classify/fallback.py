@@ -55,6 +55,7 @@ _TO_SPACE = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in _WOR
 _HEX = frozenset("0123456789abcdef")
 
 
+@lru_cache(maxsize=1 << 16)  # logs repeat their words: most calls are one dict look-up
 def normalize_token(token: str) -> str:
     """A word as the model sees it: ids, hashes and long numbers become placeholders.
 
@@ -174,6 +175,15 @@ class Model:
             value = confidence
         return value
 
+    @property
+    def margins(self) -> dict[str, tuple[float, ...]]:
+        """Per feature, how much it favours each class over the average class (log scale); computed once."""
+        cached = self.__dict__.get("_margins")
+        if cached is None:
+            cached = {f: tuple(w - sum(row) / len(row) for w in row) for f, row in self.weights.items()}
+            object.__setattr__(self, "_margins", cached)
+        return cached
+
     def log_joint(self, features: set[str]) -> list[float]:
         scores = list(self.log_prior)
         for feature in features:
@@ -193,8 +203,13 @@ class Model:
         return [e / total for e in exps]
 
     def guess(self, text: str) -> Guess:
-        lines = select_lines(text)
-        per_line = [(n, line, line_features(line)) for n, line in lines]
+        known: dict[str, list[str]] = {}  # a repeated line is tokenised once
+        per_line = []
+        for n, line in select_lines(text):
+            features = known.get(line)
+            if features is None:
+                features = known[line] = line_features(line)
+            per_line.append((n, line, features))
         features = {f for _, _, fs in per_line for f in fs}
         probs = self.probabilities(features)
         best = max(range(len(self.classes)), key=lambda i: (probs[i], -i))
@@ -204,21 +219,19 @@ class Model:
         return Guess(answer, predicted, score, confidence, self._top_tokens(features, best),
                      self._evidence(per_line, best))
 
-    def _margin(self, feature: str, index: int) -> float:
-        """How much a feature favours class `index` over the average class (log scale)."""
-        row = self.weights.get(feature)
-        if row is None:
-            return 0.0
-        return row[index] - sum(row) / len(row)
-
     def _top_tokens(self, features: set[str], index: int) -> tuple[str, ...]:
-        ranked = sorted(((self._margin(f, index), f) for f in features), key=lambda p: (-p[0], p[1]))
+        margins = self.margins
+        ranked = sorted(((margins[f][index], f) for f in features if f in margins), key=lambda p: (-p[0], p[1]))
         return tuple(f for margin, f in ranked[:MAX_TITLE_TOKENS] if margin > 0)
 
     def _evidence(self, per_line, index: int) -> tuple[tuple[int, str], ...]:
+        margins = self.margins
+        scores: dict[str, float] = {}
         scored = []
         for number, line, features in per_line:
-            score = sum(self._margin(f, index) for f in features)
+            score = scores.get(line)
+            if score is None:
+                score = scores[line] = sum(margins[f][index] for f in features if f in margins)
             if score > 0:
                 scored.append((score, number, line))
         top = sorted(scored, key=lambda s: (-s[0], s[1]))[:MAX_EVIDENCE_LINES]
