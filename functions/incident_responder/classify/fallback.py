@@ -1,8 +1,8 @@
 """The learned fallback: a statistical guess at the category when no rule matches.
 
-The engine calls `guess()` only on its no-rule path, so a rule is never overridden. The model
-is a multinomial naive Bayes over normalised tokens and token pairs of the log's error-looking
-lines, trained by `bench/train_fallback.py` on `corpus/train.jsonl` only and stored as a small
+The engine calls `diagnose()` only on its no-rule path, so a rule is never overridden. The model
+is a multinomial logistic regression over the normalised words and word pairs of the log's
+error-looking lines (present or not, scaled by 1/sqrt(their number)), trained by `bench/train_fallback.py` on `corpus/train.jsonl` only and stored as a small
 JSON file next to this module (loaded once per process; the environment variable CLASSIFIER_FALLBACK=off turns it off). Its posterior, softened by a
 temperature, is mapped to a calibrated confidence by an isotonic table: both are fitted on
 out-of-fold predictions on train, so the confidence is how often answers with that score were
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from incident_responder.classify.catalog import Catalog
 
 MODEL_PATH = Path(__file__).with_name("fallback_model.json")
-FORMAT = "incident-responder/fallback-nb"
+FORMAT = "incident-responder/fallback-logreg"
 FORMAT_VERSION = 1
 
 WINDOW_CHARS = 32_768  # first and last 32 kB: the failure is at one end of a log
@@ -140,8 +140,8 @@ class Guess:
 @dataclass(frozen=True)
 class Model:
     classes: tuple[str, ...]
-    log_prior: tuple[float, ...]
-    weights: dict[str, tuple[float, ...]]  # feature -> per-class log P(feature | class)
+    bias: tuple[float, ...]
+    weights: dict[str, tuple[float, ...]]  # feature -> one weight per class
     temperature: float
     calibration: tuple[tuple[float, float], ...]  # (lowest score, confidence), ascending
     threshold: float
@@ -155,7 +155,7 @@ class Model:
         classes = tuple(data["classes"])
         width = len(classes)
         weights = {f: tuple(w) for f, w in data["weights"].items()}
-        if any(len(w) != width for w in weights.values()) or len(data["log_prior"]) != width:
+        if any(len(w) != width for w in weights.values()) or len(data["bias"]) != width:
             raise ModelError("fallback model rows do not have one value per class: retrain with bench/train_fallback.py")
         temperature = float(data["temperature"])
         if not temperature > 0:
@@ -163,7 +163,7 @@ class Model:
         calibration = tuple((float(a), float(b)) for a, b in data["calibration"])
         if not calibration or any(x[0] >= y[0] or x[1] > y[1] for x, y in zip(calibration, calibration[1:])):
             raise ModelError("fallback model calibration must be a non-empty table ascending in score and confidence")
-        return cls(classes, tuple(data["log_prior"]), weights, temperature, calibration,
+        return cls(classes, tuple(data["bias"]), weights, temperature, calibration,
                    float(data["threshold"]), dict(data.get("meta", {})))
 
     def calibrated(self, score: float) -> float:
@@ -177,26 +177,30 @@ class Model:
 
     @property
     def margins(self) -> dict[str, tuple[float, ...]]:
-        """Per feature, how much it favours each class over the average class (log scale); computed once."""
+        """Per feature, how much it favours each class over the average class; computed once."""
         cached = self.__dict__.get("_margins")
         if cached is None:
             cached = {f: tuple(w - sum(row) / len(row) for w in row) for f, row in self.weights.items()}
             object.__setattr__(self, "_margins", cached)
         return cached
 
-    def log_joint(self, features: set[str]) -> list[float]:
-        scores = list(self.log_prior)
+    def scores(self, features: set[str]) -> list[float]:
+        """Per class: bias + the sum of the known features' weights / sqrt(their number)."""
+        sums = [0.0] * len(self.classes)
+        known = 0
         for feature in features:
             row = self.weights.get(feature)
             if row is None:
                 continue  # a feature never seen in training says nothing
+            known += 1
             for i, w in enumerate(row):
-                scores[i] += w
-        return scores
+                sums[i] += w
+        scale = 1.0 / math.sqrt(known) if known > 1 else 1.0
+        return [b + s * scale for b, s in zip(self.bias, sums)]
 
     def probabilities(self, features: set[str]) -> list[float]:
-        """Calibrated class probabilities: softmax of the log joint divided by the temperature."""
-        scaled = [s / self.temperature for s in self.log_joint(features)]
+        """Class probabilities: softmax of the scores divided by the temperature."""
+        scaled = [s / self.temperature for s in self.scores(features)]
         top = max(scaled)
         exps = [math.exp(s - top) for s in scaled]
         total = sum(exps)
