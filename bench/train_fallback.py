@@ -326,7 +326,7 @@ def _classifiers(catalog, model_for):
 
 def _row(name: str, ev) -> str:
     recalls = " ".join(f"{ev.per_label[c]['recall']:.2f}" for c in CLASSES)
-    return (f"  {name:<17}{ev.accuracy:>6.3f}{ev.macro_f1:>7.3f}{ev.min_recall:>7.3f}"
+    return (f"  {name:<17}{ev.accuracy:>6.3f}{ev.macro_f1:>7.3f}{ev.min_recall:>7.3f} "
             f"{ev.unknown_wrong_claims:>4d}/{ev.unknown_cases:<4d}{ev.claims_correct:>5d}/{ev.claims:<4d}"
             f"{ev.claim_precision:>6.3f}{ev.high_confidence_correct:>5d}/{ev.high_confidence:<4d}"
             f"{ev.high_confidence_precision:>6.3f}{ev.fallback_correct:>4d}/{ev.fallback:<4d}  {recalls}")
@@ -336,8 +336,8 @@ def report(details: dict, corpora: list[Path]) -> str:
     from bench.classifier_eval import evaluate, read_corpus
 
     catalog = load_catalog()
-    header = (f"  {'':<17}{'acc':>6}{'mF1':>7}{'minR':>7} {'wrong-unk':<9}{'non-unknown right':<17}"
-              f"{'conf>=0.8 right':<16}{'fallback':<10}recall: " + " ".join(c[:4] for c in CLASSES))
+    header = (f"  {'':<17}{'acc':>6}{'mF1':>7}{'minR':>7}{'wrong-unk':>10}{'non-unk right':>16}"
+              f"{'conf>=.8 right':>16}{'fallback':>9}  recall: " + " ".join(c[:4] for c in CLASSES))
     out = []
     logs = {r["log"]: f for r, f in zip(details["rows"], details["folds"])}
     fold_models = _fold_models(details)
