@@ -281,7 +281,8 @@ def render(evaluation: Evaluation, speed: dict[str, float] | None) -> str:
            f"({evaluation.high_confidence_precision:.3f})",
            f"answers other than unknown: {evaluation.claims_correct}/{evaluation.claims} right "
            f"({evaluation.claim_precision:.3f})",
-           f"from the learned fallback (no rule matched): {evaluation.fallback_correct}/{evaluation.fallback} right", "",
+           f"from the learned fallback (no rule matched): {evaluation.fallback_correct}/{evaluation.fallback} "
+           "right", "",
            f"{'category':<24}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}"]
     for label in LABELS:
         m = evaluation.per_label[label]

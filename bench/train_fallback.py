@@ -298,7 +298,10 @@ def _fold_models(details: dict) -> list[fallback.Model]:
 
 
 def _classifiers(catalog, model_for):
-    """(rules alone, rules + fallback, fallback alone) as classifier_eval classifiers; `model_for(log)` picks the model."""
+    """(rules alone, rules + fallback, fallback alone) as classifier_eval classifiers.
+
+    `model_for(log)` picks the fallback model (on train: the one whose training folds left the log out).
+    """
     from incident_responder.classify.engine import _fill, _unknown, find_hits  # the engine's own no-rule answer
 
     def fallback_alone(log, cat):
@@ -376,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
         if current != text:
-            print(f"{args.out} is not what bench/train_fallback.py produces from {args.train}: retrain", file=sys.stderr)
+            print(f"{args.out} is not what bench/train_fallback.py produces from {args.train}: retrain",
+                  file=sys.stderr)
             return 1
         print(f"{args.out} is up to date")
         return 0

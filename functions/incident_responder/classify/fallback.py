@@ -2,17 +2,18 @@
 
 The engine calls `diagnose()` only on its no-rule path, so a rule is never overridden. The model
 is a multinomial logistic regression over the normalised words and word pairs of the log's
-error-looking lines (present or not, scaled by 1/sqrt(their number)), trained by `bench/train_fallback.py` on `corpus/train.jsonl` only and stored as a small
-JSON file next to this module (loaded once per process; the environment variable CLASSIFIER_FALLBACK=off turns it off). Its posterior, softened by a
-temperature, is mapped to a calibrated confidence by an isotonic table: both are fitted on
-out-of-fold predictions on train, so the confidence is how often answers with that score were
-right there. It answers only when the confidence reaches the threshold chosen on those
-predictions (precision of its answers >= 98%); below it the answer stays `unknown`.
+error-looking lines (present or not, scaled by 1/sqrt(their number)), trained by
+`bench/train_fallback.py` on `corpus/train.jsonl` only and stored as a small JSON file next to
+this module (loaded once per process; CLASSIFIER_FALLBACK=off in the environment turns it off).
+Its posterior, softened by a temperature, is mapped to a calibrated confidence by an isotonic
+table: both are fitted on out-of-fold predictions on train, so the confidence is how often
+answers with that score were right there. It answers only when the confidence reaches the
+threshold chosen on those predictions (precision of its answers >= 98%); below it the answer
+stays `unknown`.
 
 Everything here is linear in the text: the text is cut to its first and last `WINDOW_CHARS`,
 lines to `LINE_CHARS`, and tokenised with `str.translate` + `str.split` (no regular expressions).
 """
-
 from __future__ import annotations
 
 import json
@@ -156,7 +157,8 @@ class Model:
         width = len(classes)
         weights = {f: tuple(w) for f, w in data["weights"].items()}
         if any(len(w) != width for w in weights.values()) or len(data["bias"]) != width:
-            raise ModelError("fallback model rows do not have one value per class: retrain with bench/train_fallback.py")
+            raise ModelError("fallback model rows do not have one value per class: "
+                             "retrain with bench/train_fallback.py")
         temperature = float(data["temperature"])
         if not temperature > 0:
             raise ModelError(f"fallback model temperature must be > 0, got {temperature}")
@@ -250,7 +252,8 @@ def load_model(path: Path = MODEL_PATH) -> Model:
     except FileNotFoundError:
         raise ModelError(f"fallback model {path} is missing: run `python bench/train_fallback.py`") from None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"fallback model {path} is not JSON ({exc.msg}): run `python bench/train_fallback.py`") from None
+        raise ModelError(f"fallback model {path} is not JSON ({exc.msg}): "
+                         "run `python bench/train_fallback.py`") from None
     return Model.from_dict(data)
 
 
