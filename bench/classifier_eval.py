@@ -7,8 +7,9 @@ The corpus is JSON Lines with at least `label` (a guide category id or `unknown`
 optional `also` names a second answer that is equally right (an answer equal to it is scored as right,
 and the case counts under that category in the per-category figures and the confusion matrix).
 Prints accuracy, macro-F1, per-category precision/recall, the confusion matrix, the rate of
-wrong claims on `unknown` cases, calibration of high-confidence answers, and throughput in
-MB/s over a synthetic training log; then whether each target is met. Always exits 0 when the
+wrong claims on `unknown` cases, calibration of high-confidence answers, how often answers other
+than `unknown` are right and how many came from the learned fallback (`--no-fallback`: rules
+alone), and throughput in MB/s over a synthetic training log; then whether each target is met. Always exits 0 when the
 evaluation ran (the targets are reported, not enforced: the tests enforce them).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -29,6 +31,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
     from incident_responder.classify import classify, load_catalog
 
+from incident_responder.classify.fallback import CAUSE as FALLBACK_CAUSE, SWITCH as FALLBACK_SWITCH  # noqa: E402
 from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
 
 LABELS: tuple[str, ...] = (*GUIDE_CATEGORIES, "unknown")
@@ -44,6 +47,7 @@ TARGETS = {
     "high_confidence_precision": (">=", 0.90),
     "throughput_mb_s": (">=", 20.0),
     "one_mb_ms": ("<=", 100.0),
+    "one_mb_no_rule_ms": ("<=", 100.0),
 }
 
 
@@ -63,6 +67,10 @@ class Evaluation:
     high_confidence_correct: int
     mistakes: list[dict[str, object]] = field(default_factory=list)
     calibration: dict[str, list[int]] = field(default_factory=dict)  # band -> [answers, right]
+    claims: int = 0  # answers other than unknown
+    claims_correct: int = 0
+    fallback: int = 0  # answers from the learned fallback (no rule matched)
+    fallback_correct: int = 0
 
     @property
     def accuracy(self) -> float:
@@ -85,6 +93,10 @@ class Evaluation:
     @property
     def high_confidence_precision(self) -> float:
         return self.high_confidence_correct / self.high_confidence if self.high_confidence else 1.0
+
+    @property
+    def claim_precision(self) -> float:
+        return self.claims_correct / self.claims if self.claims else 1.0
 
     def figures(self) -> dict[str, float]:
         return {
@@ -124,18 +136,26 @@ def _gold(row: dict, predicted: str) -> str:
     return predicted if isinstance(also, str) and also in LABELS and also == predicted else label
 
 
-def evaluate(rows: list[dict], catalog=None) -> Evaluation:
+def evaluate(rows: list[dict], catalog=None, classifier=None) -> Evaluation:
+    """`classifier(log, catalog) -> Diagnosis` defaults to the engine (bench/train_fallback.py passes its own)."""
     catalog = catalog or load_catalog()
+    classifier = classifier or (lambda log, cat: classify(log, catalog=cat))
     confusion = {g: {p: 0 for p in LABELS} for g in LABELS}
-    correct = unknown_cases = unknown_wrong = high = high_ok = 0
+    correct = unknown_cases = unknown_wrong = high = high_ok = claims = claims_ok = learned = learned_ok = 0
     mistakes = []
     calibration = {band: [0, 0] for band, _, _ in CONFIDENCE_BANDS}
     for row in rows:
-        diagnosis = classify(row["log"], catalog=catalog)
+        diagnosis = classifier(row["log"], catalog)
         predicted = diagnosis.category.value  # categories beyond the guide's are already `unknown`
         gold = _gold(row, predicted)
         confusion[gold][predicted] += 1
         correct += predicted == gold
+        if predicted != "unknown":
+            claims += 1
+            claims_ok += predicted == gold
+        if diagnosis.cause == FALLBACK_CAUSE:
+            learned += 1
+            learned_ok += predicted == gold
         if gold == "unknown":
             unknown_cases += 1
             unknown_wrong += predicted != "unknown"
@@ -160,14 +180,15 @@ def evaluate(rows: list[dict], catalog=None) -> Evaluation:
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support,
                             "predicted": predicted}
     return Evaluation(len(rows), correct, per_label, confusion, unknown_cases, unknown_wrong, high, high_ok, mistakes,
-                      calibration)
+                      calibration, claims, claims_ok, learned, learned_ok)
 
 
 # ------------------------------------------------------------------ throughput
 
 
-def synthetic_log(size_bytes: int, seed: int = 7) -> str:
-    """A gsplat training log of about `size_bytes`: steps, progress bars, warnings, checkpoints, then a failure."""
+def synthetic_log(size_bytes: int, seed: int = 7, failure: bool = True) -> str:
+    """A gsplat training log of about `size_bytes`: steps, progress bars, warnings, checkpoints, then a failure
+    (`failure=False`: the log just stops, no rule matches, and the learned fallback runs: its worst case)."""
     rng = random.Random(seed)
     parts: list[str] = [
         "AlgorithmError: ExecuteUserScriptError: ExitCode 1",
@@ -200,6 +221,8 @@ def synthetic_log(size_bytes: int, seed: int = 7) -> str:
                     f"ckpt_{step:06d}.pt (exit code of uploader: 0; no error)")
         parts.append(line)
         size += len(line) + 1
+    if not failure:
+        return "\n".join(parts)
     parts += [
         "Traceback (most recent call last):",
         '  File "/opt/ml/code/train_gaussian_production.py", line 412, in <module>',
@@ -223,7 +246,15 @@ def throughput(megabytes: float, catalog) -> dict[str, float]:
         t0 = time.perf_counter()
         classify(one_mb, catalog=catalog)
         timings.append((time.perf_counter() - t0) * 1000)
+    no_rule = synthetic_log(1_000_000, seed=13, failure=False)
+    no_rule_timings = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        no_rule_diagnosis = classify(no_rule, catalog=catalog)
+        no_rule_timings.append((time.perf_counter() - t0) * 1000)
     return {
+        "one_mb_no_rule_ms": statistics.median(no_rule_timings),
+        "no_rule_diagnosis": f"{no_rule_diagnosis.category.value}/{no_rule_diagnosis.cause}",
         "synthetic_mb": len(big.encode()) / 1e6,
         "seconds": seconds,
         "throughput_mb_s": len(big.encode()) / 1e6 / seconds,
@@ -247,7 +278,11 @@ def render(evaluation: Evaluation, speed: dict[str, float] | None) -> str:
            f"wrong claims on unknown cases: {evaluation.unknown_wrong_claims}/{evaluation.unknown_cases} "
            f"({evaluation.unknown_wrong_claim_rate:.2f})",
            f"confidence >= {HIGH_CONFIDENCE}: {evaluation.high_confidence_correct}/{evaluation.high_confidence} right "
-           f"({evaluation.high_confidence_precision:.3f})", "",
+           f"({evaluation.high_confidence_precision:.3f})",
+           f"answers other than unknown: {evaluation.claims_correct}/{evaluation.claims} right "
+           f"({evaluation.claim_precision:.3f})",
+           f"from the learned fallback (no rule matched): {evaluation.fallback_correct}/{evaluation.fallback} "
+           "right", "",
            f"{'category':<24}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}"]
     for label in LABELS:
         m = evaluation.per_label[label]
@@ -268,8 +303,10 @@ def render(evaluation: Evaluation, speed: dict[str, float] | None) -> str:
     if speed:
         out += ["", f"throughput: {speed['synthetic_mb']:.1f} MB in {speed['seconds']:.2f} s = "
                     f"{speed['throughput_mb_s']:.1f} MB/s (one core); 1 MB log: {speed['one_mb_ms']:.1f} ms "
-                    f"(median of 5); synthetic log diagnosed as {speed['synthetic_diagnosis']}"]
-        figures.update({k: speed[k] for k in ("throughput_mb_s", "one_mb_ms")})
+                    f"(median of 5); synthetic log diagnosed as {speed['synthetic_diagnosis']}",
+                f"1 MB log that no rule matches (the learned fallback runs): {speed['one_mb_no_rule_ms']:.1f} ms "
+                f"(median of 5), diagnosed as {speed['no_rule_diagnosis']}"]
+        figures.update({k: speed[k] for k in ("throughput_mb_s", "one_mb_ms", "one_mb_no_rule_ms")})
     out += ["", "targets:"]
     for name, value in figures.items():
         op, target = TARGETS[name]
@@ -283,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-mb", type=float, default=50.0, help="size of the throughput log (0: skip)")
     parser.add_argument("--rules", type=Path, default=None, help="rule directory (default: the package's)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help=f"rules alone: no learned fallback on the no-rule path (sets {FALLBACK_SWITCH}=off)")
     args = parser.parse_args(argv)
+    if args.no_fallback:
+        os.environ[FALLBACK_SWITCH] = "off"
     try:
         rows = read_corpus(args.corpus)
     except CorpusError as exc:
@@ -295,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         figures = evaluation.figures()
         if speed:
             figures.update(speed)
-        figures.update({"per_category": evaluation.per_label, "confusion": evaluation.confusion,
+        figures.update({"claim_precision": evaluation.claim_precision, "claims": evaluation.claims,
+                        "fallback_answers": evaluation.fallback, "fallback_right": evaluation.fallback_correct,
+                        "per_category": evaluation.per_label, "confusion": evaluation.confusion,
                         "calibration": evaluation.calibration,
                         "mistakes": evaluation.mistakes,
                         "targets_met": {k: _met(k, v) for k, v in figures.items() if k in TARGETS}})

@@ -10,7 +10,8 @@ Reasoning, in order:
    an import problem) and then by position: the earliest error is the likeliest cause,
    later ones are usually its consequences. Hits on warning/retry/progress lines count
    only for rules that opt in, and then below real errors.
-3. No hit: `unknown`, with the first error-looking lines as evidence for a human.
+3. No hit: the learned fallback (fallback.py) may guess a category, saying so; when it abstains,
+   `unknown`, with the first error-looking lines as evidence for a human.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from string import Formatter
 
+from incident_responder.classify import fallback
 from incident_responder.classify.catalog import TRACEBACK_KEY, Catalog, CompiledRule, load_catalog
 from incident_responder.classify.schema import TEMPLATE_NAMES
 from incident_responder.classify.text import Traceback, is_noise, mask, parse_traceback
@@ -452,8 +454,9 @@ def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Cata
     hits = [h for h in hits if not h.rule.spec.from_groups]
     if structured:
         diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
-    elif not hits:
-        diagnosis = _unknown(doc, catalog, clean_names, tracebacks)
+    elif not hits:  # only here may the learned fallback answer: it never overrides a rule
+        guessed = fallback.diagnose(text, catalog, lambda template: _fill(template, clean_names))
+        diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks)
     else:
         diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)
     note = _cap_note(doc)

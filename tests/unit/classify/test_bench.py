@@ -96,3 +96,24 @@ def test_an_answer_equal_to_also_is_right(case: dict, right: bool, scored_as: st
     assert evaluation.confusion[scored_as][predicted] == 1
     assert evaluation.unknown_wrong_claims == int(scored_as == "unknown")
     assert evaluation.per_label[scored_as]["support"] == 1
+
+
+WORKFLOW_GUESS = "failed: workflow file github workflows yml is not valid, yaml syntax on line 3 col 4"
+
+
+def test_answers_from_the_learned_fallback_are_counted(tmp_path: Path, catalog, monkeypatch) -> None:
+    rows = [*CASES, {"label": "workflow_parsing", "log": WORKFLOW_GUESS}]  # no rule matches it; the model does
+    evaluation = classifier_eval.evaluate(rows, catalog)
+    assert (evaluation.fallback, evaluation.fallback_correct) == (1, 1)
+    assert (evaluation.claims, evaluation.claims_correct) == (4, 3) and evaluation.claim_precision == 0.75
+    monkeypatch.setenv("CLASSIFIER_FALLBACK", "off")
+    rules_alone = classifier_eval.evaluate(rows, catalog)
+    assert (rules_alone.fallback, rules_alone.claims) == (0, 3)
+
+
+def test_cli_no_fallback_and_the_no_rule_timing(corpus: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CLASSIFIER_FALLBACK", "on")  # so the teardown restores what main() changes
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0.2", "--no-fallback"]) == 0
+    out = capsys.readouterr().out
+    assert "answers other than unknown: 2/3 right" in out and "1 MB log that no rule matches" in out
+    assert classifier_eval.os.environ["CLASSIFIER_FALLBACK"] == "off"

@@ -1,0 +1,252 @@
+"""The learned fallback: tokenisation, scoring, calibration, provenance, and that it never overrides a rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import train_fallback
+from incident_responder.classify import classify, engine, fallback
+from incident_responder.models import GUIDE_CATEGORIES
+
+ROOT = Path(__file__).resolve().parents[3]
+CLASSES = [*GUIDE_CATEGORIES, "unknown"]
+
+
+# ------------------------------------------------------------------ tokenisation
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("ModuleNotFoundError: No module named 'gsplat'", ["modulenotfounderror", "no", "module", "named", "gsplat"]),
+        ("exit code 137 (errno 13)", ["exit", "code", "137", "errno", "13"]),
+        ("job 1234567890 failed", ["job", "<num>", "failed"]),
+        ("image sha256:4f9a1c0e2b7d3a5c", ["image", "sha256", "<id>"]),
+        ("request id 8f14e45f-ceea-467e", ["request", "id", "<id>", "ceea", "467e"]),
+        ("CUDA 11.8 on sm_75, cu118", ["cuda", "11", "8", "on", "sm_75", "cu118"]),
+        ("x" * 40 + " ok", ["<long>", "ok"]),
+        ("İstanbul ✨ kaputt", ["i̇stanbul", "✨", "kaputt"]),  # other scripts stay inside their word
+        ("", []),
+    ],
+)
+def test_tokens(line: str, expected: list[str]) -> None:
+    assert fallback.tokens(line) == expected
+
+
+def test_line_features_are_words_and_adjacent_pairs_each_once() -> None:
+    assert fallback.line_features("access denied access denied") == [
+        "access", "denied", "access denied", "denied access"]
+
+
+def test_select_lines_keeps_error_lines_with_their_numbers() -> None:
+    text = "step 1 loss=0.1\nRuntimeError: boom\nstep 2\nfatal: not a git repository"
+    assert fallback.select_lines(text) == [(2, "RuntimeError: boom"), (4, "fatal: not a git repository")]
+
+
+def test_select_lines_uses_every_line_when_none_looks_like_an_error() -> None:
+    assert fallback.select_lines("the job stopped\n\nafter step 9") == [(1, "the job stopped"), (3, "after step 9")]
+
+
+def test_select_lines_reads_both_ends_of_a_long_log_with_true_line_numbers() -> None:
+    lines = [f"step {i}" for i in range(50_000)]
+    lines[3] = "error: early"
+    lines[-1] = "error: late"
+    chosen = fallback.select_lines("\n".join(lines))
+    assert chosen == [(4, "error: early"), (50_000, "error: late")]
+
+
+def test_select_lines_is_bounded_on_a_log_of_error_lines() -> None:
+    chosen = fallback.select_lines("\n".join(f"error {i}" for i in range(100_000)))
+    assert len(chosen) == fallback.MAX_LINES
+    assert chosen[0][0] == 1 and chosen[-1][0] == 100_000
+
+
+def test_a_megabyte_line_is_cut_before_tokenising() -> None:
+    features = fallback.document_features("error " + "a b " * 500_000)
+    assert len(features) <= 3 * fallback.LINE_CHARS
+
+
+# ------------------------------------------------------------------ scoring and calibration
+
+
+def _toy(threshold: float = 0.6, temperature: float = 1.0) -> fallback.Model:
+    return fallback.Model.from_dict({
+        "format": fallback.FORMAT, "format_version": fallback.FORMAT_VERSION,
+        "classes": ["cuda_gpu", "unknown"], "bias": [0.5, -0.5],
+        "weights": {"cuda": [2.0, -2.0], "driver": [1.0, -1.0], "typeerror": [-3.0, 3.0]},
+        "temperature": temperature, "calibration": [[0.0, 0.1], [0.5, 0.5], [0.9, 0.95]], "threshold": threshold,
+    })
+
+
+def test_scores_are_the_bias_plus_known_weights_over_the_root_of_their_number() -> None:
+    assert _toy().scores({"cuda", "driver", "never-seen"}) == pytest.approx([0.5 + 3 / 2**0.5, -0.5 - 3 / 2**0.5])
+    assert _toy().scores({"cuda"}) == pytest.approx([2.5, -2.5])
+    assert _toy().scores(set()) == pytest.approx([0.5, -0.5])
+
+
+def test_temperature_softens_the_posterior() -> None:
+    sharp = _toy(temperature=1.0).probabilities({"cuda", "driver"})
+    soft = _toy(temperature=4.0).probabilities({"cuda", "driver"})
+    assert sum(sharp) == pytest.approx(1.0) and sum(soft) == pytest.approx(1.0)
+    assert sharp[0] > soft[0] > 0.5
+
+
+@pytest.mark.parametrize(("score", "confidence"), [(0.0, 0.1), (0.49, 0.1), (0.5, 0.5), (0.89, 0.5), (0.9, 0.95),
+                                                   (1.0, 0.95)])
+def test_calibration_table_is_a_step_function(score: float, confidence: float) -> None:
+    assert _toy().calibrated(score) == confidence
+
+
+def test_guess_answers_above_the_threshold_with_the_lines_that_drove_it() -> None:
+    guess = _toy().guess("step 1\nerror: cuda driver too old\nstep 2")
+    assert (guess.category, guess.predicted, guess.confidence) == ("cuda_gpu", "cuda_gpu", 0.95)
+    assert guess.top_tokens[:2] == ("cuda", "driver")
+    assert guess.evidence == ((2, "error: cuda driver too old"),)
+
+
+def test_guess_abstains_below_the_threshold_and_on_unknown() -> None:
+    assert _toy(threshold=0.99).guess("error: cuda driver").category is None
+    unknown = _toy().guess("TypeError: x")
+    assert (unknown.category, unknown.predicted) == (None, "unknown")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": 99}, "retrain"),
+        ({"bias": [0.0]}, "one value per class"),
+        ({"temperature": 0}, "temperature"),
+        ({"calibration": [[0.0, 0.9], [0.5, 0.1]]}, "ascending"),
+        ({"calibration": []}, "non-empty"),
+    ],
+)
+def test_a_bad_model_file_is_refused_with_what_to_do(change: dict, message: str) -> None:
+    good = json.loads(fallback.MODEL_PATH.read_text(encoding="utf-8"))
+    with pytest.raises(fallback.ModelError, match=message):
+        fallback.Model.from_dict({**good, **change})
+
+
+def test_isotonic_table_is_monotone_and_never_certain() -> None:
+    preds = [("cuda_gpu", 0.2), ("cuda_gpu", 0.4), ("cuda_gpu", 0.6), ("cuda_gpu", 0.8), ("cuda_gpu", 0.9)]
+    labels = ["unknown", "cuda_gpu", "unknown", "cuda_gpu", "cuda_gpu"]
+    table = train_fallback.isotonic(preds, labels, [1.0] * 5)
+    assert table[0][0] == 0.0
+    assert [row[1] for row in table] == sorted(row[1] for row in table)
+    assert table[-1][1] < 1.0
+
+
+def test_threshold_is_the_lowest_confidence_meeting_the_target_precision() -> None:
+    preds = [("cuda_gpu", 0.99)] * 60 + [("cuda_gpu", 0.7)] * 10 + [("unknown", 0.9)] * 5
+    labels = ["cuda_gpu"] * 60 + ["unknown"] * 5 + ["cuda_gpu"] * 5 + ["unknown"] * 5
+    assert train_fallback.choose_threshold(preds, labels, [1.0] * 75) == 0.99
+    assert train_fallback.choose_threshold(preds, ["cuda_gpu"] * 70 + ["unknown"] * 5, [1.0] * 75) == 0.7
+
+
+def test_unknown_cases_are_weighted_to_the_chosen_share() -> None:
+    weights = train_fallback.case_weights(["cuda_gpu"] * 30 + ["unknown"] * 10)
+    assert sum(weights[30:]) / sum(weights) == pytest.approx(train_fallback.UNKNOWN_SHARE)
+
+
+def test_folds_keep_each_thread_on_one_side() -> None:
+    rows = train_fallback.read_rows(train_fallback.TRAIN)
+    folds = train_fallback.fold_of(rows)
+    by_thread: dict[str, set[int]] = {}
+    for row, fold in zip(rows, folds):
+        by_thread.setdefault(train_fallback.thread_of(row["source"]), set()).add(fold)
+    assert all(len(f) == 1 for f in by_thread.values())
+    assert set(folds) == set(range(train_fallback.FOLDS))
+
+
+# ------------------------------------------------------------------ provenance of the committed model
+
+
+@pytest.mark.slow
+def test_committed_model_is_what_the_trainer_produces_from_train_log_and_label_alone(tmp_path: Path) -> None:
+    """Retrains (about 10 s) from a copy of train whose labeller's fields are changed: same model."""
+    rows = train_fallback.read_rows(train_fallback.TRAIN)
+    changed = tmp_path / "train.jsonl"
+    changed.write_text("".join(json.dumps({**r, "note": "x", "cause": "y", "also": "unknown"}) + "\n" for r in rows),
+                       encoding="utf-8")
+    retrained, _ = train_fallback.train(changed)
+    retrained["meta"]["train_sha256"] = hashlib.sha256(train_fallback.TRAIN.read_bytes()).hexdigest()
+    assert fallback.MODEL_PATH.read_text(encoding="utf-8") == train_fallback.dumps(retrained), \
+        "retrain: python bench/train_fallback.py"
+
+
+def test_model_records_the_train_file_it_came_from() -> None:
+    meta = fallback.load_model().meta
+    assert meta["trained_on"] == "corpus/train.jsonl"
+    assert meta["train_sha256"] == hashlib.sha256((ROOT / "corpus" / "train.jsonl").read_bytes()).hexdigest(), \
+        "corpus/train.jsonl changed since the model was trained: python bench/train_fallback.py"
+    assert meta["train_sha256"] != hashlib.sha256((ROOT / "corpus" / "test.jsonl").read_bytes()).hexdigest()
+    assert meta["train_cases"] == len(train_fallback.read_rows(train_fallback.TRAIN))
+
+
+def test_model_is_small_and_versioned() -> None:
+    assert fallback.MODEL_PATH.stat().st_size < 1_000_000
+    model = fallback.load_model()
+    assert model.classes == tuple(CLASSES)
+    assert 0.5 <= model.threshold < 1.0 and model.temperature > 0
+
+
+# ------------------------------------------------------------------ the engine's use of it
+
+
+def _no_rule_text(catalog) -> str:
+    """A log no rule matches but the model is sure about (from the model's own vocabulary, not a corpus log)."""
+    model = fallback.load_model()
+    for text in ("failed: workflow file github workflows yml is not valid, yaml syntax on line 3 col 4",
+                 "error: sts assumed role is not authorized to perform this on resource",
+                 "error: the gpu driver is too old for this cuda runtime version, cuda error"):
+        if not engine.find_hits(text, catalog)[0] and model.guess(text).category is not None:
+            return text
+    pytest.fail("no probe text reaches the fallback")
+
+
+def test_no_rule_answer_says_it_is_a_statistical_guess(catalog) -> None:
+    text = _no_rule_text(catalog)
+    diagnosis = classify(text, catalog=catalog, names={"job_name": "job-1"})
+    guess = fallback.load_model().guess(text)
+    assert diagnosis.category.value == guess.category
+    assert diagnosis.cause == fallback.CAUSE
+    assert diagnosis.rule_id == f"fallback.{guess.category}"
+    assert diagnosis.title.startswith("Statistical guess, no rule matched")
+    assert diagnosis.confidence == round(guess.confidence, 3) >= fallback.load_model().threshold
+    assert diagnosis.evidence and diagnosis.evidence[0].line == 1
+    assert "trained on labelled public logs" in diagnosis.remediation[0]
+    info = catalog.categories[diagnosis.category]
+    assert diagnosis.remediation[1:] == list(info.remediation)
+    assert diagnosis.commands == [engine._fill(c, {"job_name": "job-1"}) for c in info.commands]
+
+
+def test_the_switch_turns_it_off(catalog, monkeypatch) -> None:
+    text = _no_rule_text(catalog)
+    monkeypatch.setenv(fallback.SWITCH, "off")
+    assert classify(text, catalog=catalog).cause == "no_matching_rule"
+
+
+def test_it_abstains_on_a_log_with_nothing_to_go_on(catalog) -> None:
+    diagnosis = classify("everything is fine\nstep 100 loss=0.1\n", catalog=catalog)
+    assert (diagnosis.cause, diagnosis.rule_id) == ("no_matching_rule", None)
+
+
+@pytest.mark.parametrize("case", train_fallback.read_rows(train_fallback.TRAIN)[::7], ids=lambda c: c["id"])
+def test_it_never_overrides_a_rule(case: dict, catalog, monkeypatch) -> None:
+    with_fallback = classify(case["log"], catalog=catalog)
+    monkeypatch.setenv(fallback.SWITCH, "off")
+    rules_alone = classify(case["log"], catalog=catalog)
+    if rules_alone.cause == "no_matching_rule":
+        assert with_fallback.cause in ("no_matching_rule", fallback.CAUSE)
+    else:
+        assert with_fallback == rules_alone
+
+
+def test_a_rule_hit_wins_even_where_the_model_disagrees(catalog) -> None:
+    text = f"{_no_rule_text(catalog)}\nModuleNotFoundError: No module named 'gsplat'"
+    assert fallback.load_model().guess(text).predicted != "python_dependencies"
+    diagnosis = classify(text, catalog=catalog)
+    assert diagnosis.category.value == "python_dependencies" and diagnosis.cause != fallback.CAUSE
