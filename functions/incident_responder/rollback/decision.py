@@ -105,6 +105,7 @@ class SlackAction:
     user_id: str
     user_name: str
     response_url: str | None
+    message_blocks: list[dict[str, Any]] | None = None
 
 
 def slack_check(signing_secret: str, body: str, headers: dict[str, str], now: Callable[[], float] = time.time) -> str | None:
@@ -139,6 +140,7 @@ def slack_action(body: str) -> SlackAction | None:
         user = payload.get("user") or {}
         return SlackAction(action_id=str(action.get("action_id", "")), value=str(action.get("value", ""))[:64],
                            user_id=str(user.get("id", "")), user_name=str(user.get("username") or user.get("name") or user.get("id", "")),
-                           response_url=payload.get("response_url"))
+                           response_url=payload.get("response_url"),
+                           message_blocks=(payload.get("message") or {}).get("blocks"))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
