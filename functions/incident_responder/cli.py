@@ -278,10 +278,25 @@ def _known_good_list(args: argparse.Namespace, stdout: TextIO) -> int:
     service = _rollback_service(args, "known-good list")
     if service is None:
         return EXIT_BAD_INPUT
+    from .rollback.ledger import entries_of
+
+    # A Scan: the CLI's alone (the functions read one repository's item by its key).
+    scan = {"TableName": args.incident_table, "FilterExpression": "kind = :k",
+            "ExpressionAttributeValues": {":k": {"S": "known_good_ledger"}}}
+    entries = []
     try:
-        entries = service.ledger.all(repository=args.repository)
+        while True:
+            page = service.clients.dynamodb.scan(**scan)
+            for item in page.get("Items", []):
+                entries += entries_of(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     except Exception as exc:  # noqa: BLE001 - botocore configuration errors too
         return _aws_failed("known-good list", exc)
+    if args.repository:
+        entries = [e for e in entries if e.repository == args.repository]
+    entries.sort(key=lambda e: (e.repository, -e.completed_at.timestamp()))
     if not entries:
         print("no known-good digests recorded" + (f" for {args.repository}" if args.repository else ""), file=stdout)
     for entry in entries:

@@ -37,6 +37,8 @@ CASES = {
     "another repository's digests do not count": (
         "entry_point", [entry(GOOD, "3dgs-x", 5, repository="other/repo")], {}, None, "no known-good digest"),
     "disabled mode": ("entry_point", HISTORY, {"mode": "disabled"}, None, "disabled"),
+    "a repository pattern cannot be rolled back": ("entry_point", HISTORY, {"repository": "spaceport/*"}, None,
+                                                   "is a pattern"),
     "not the pipeline's repository": ("entry_point", HISTORY, {"repository": "spaceport/other"}, None,
                                       "is not the pipeline's"),
 }

@@ -185,29 +185,10 @@ class Ledger:
                                      ConsistentRead=True).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise LedgerError(f"incident table GetItem failed ({_code(exc)})") from None
-        return _entries(item)
-
-    def all(self, repository: str | None = None) -> list[KnownGoodEntry]:
-        """Every repository's entries (a Scan: for the CLI, not for the triage path)."""
-        entries: list[KnownGoodEntry] = []
-        kwargs: dict[str, Any] = {"TableName": self._table, "FilterExpression": "kind = :k",
-                                  "ExpressionAttributeValues": {":k": {"S": "known_good_ledger"}}}
-        try:
-            while True:
-                page = self._db.scan(**kwargs)
-                for item in page.get("Items", []):
-                    entries += _entries(item)
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise LedgerError(f"incident table Scan failed ({_code(exc)})") from None
-        if repository:
-            entries = [e for e in entries if e.repository == repository]
-        return sorted(entries, key=lambda e: (e.repository, -e.completed_at.timestamp()))
+        return entries_of(item)
 
 
-def _entries(item: dict[str, Any] | None) -> list[KnownGoodEntry]:
+def entries_of(item: dict[str, Any] | None) -> list[KnownGoodEntry]:
     if not item:
         return []
     found = [KnownGoodEntry.model_validate_json(v["M"]["entry"]["S"]) for v in item.get("entries", {}).get("M", {}).values()]

@@ -33,6 +33,9 @@ def propose(incident: Incident, history: list[KnownGoodEntry], config: ProposalC
     if category not in config.categories:
         return RollbackAdvice(reason=f"the diagnosis ({category}) does not point at the image "
                                      f"(rollback categories: {', '.join(config.categories)})")
+    if config.repository and "*" in config.repository:
+        return RollbackAdvice(reason=f"the pipeline's repository is a pattern ({config.repository}); a rollback "
+                                     "needs one repository (TrainingImageRepository)")
     image = incident.subject.image
     if image is None or not image.is_ecr:
         return RollbackAdvice(reason="the failing job's image is not an ECR image")

@@ -3,6 +3,7 @@ clients and settings. The triage path, the decision endpoint and the CLI all use
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ class RollbackService:
     # ------------------------------------------------------------ triage path
 
     def record_completed(self, image: KnownGoodImage) -> KnownGoodEntry | NotRecorded:
+        from ..models import ImageRef
+
+        repository = ImageRef.parse(image.image_uri).repository
+        if self.repository and repository and not fnmatch.fnmatchcase(repository, self.repository):
+            # Only the pipeline's repository is rolled back (and only it may be tagged: least privilege).
+            return NotRecorded(f"{repository} is not the pipeline's repository ({self.repository}); nothing recorded")
         return record_completed(image, self.clients.ecr, self.ledger)
 
     def advise(self, incident: Incident) -> Incident:
