@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the payloads (default: %(default)s)")
     demo.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    demo.add_argument("--rollback", action="store_true",
+                      help="run the whole rollback loop instead: known-good digest, failure, proposal, approval by a "
+                      "signed Slack request, the workflow executed, the next run, undo (one line per step)")
     demo.set_defaults(run=_demo)
 
     triage = sub.add_parser(
@@ -106,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace, stdout: TextIO) -> int:
     from .demo.scenarios import DEFAULT_SCENARIO, ScenarioNotFound, get_scenario, load_scenarios
 
+    if args.rollback:
+        from .demo.rollback import DemoFailed, run_rollback_demo
+
+        try:
+            return run_rollback_demo(stdout)
+        except DemoFailed as exc:
+            print(f"incident-responder demo --rollback: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     if args.list:
         for name, scenario in load_scenarios().items():
             marker = " (default)" if name == DEFAULT_SCENARIO else ""
