@@ -146,7 +146,14 @@ class Rollback:
         return self.clients.ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
 
     def reports(self) -> list[dict[str, Any]]:
-        return read_inbox(self.clients, self.queue_url)
+        """The workflow's SNS results (it publishes just after its last record: wait for one)."""
+        seen: list[dict[str, Any]] = []
+
+        def results():
+            seen.extend(read_inbox(self.clients, self.queue_url))
+            return [m for m in seen if m["MessageAttributes"].get("kind", {}).get("Value") == "rollback_result"]
+
+        return wait_until(results, "the workflow's SNS result")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         from tests.support.lambda_env import LambdaContext

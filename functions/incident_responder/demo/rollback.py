@@ -193,8 +193,11 @@ def run_rollback_demo(out: TextIO) -> int:
             result = json.loads(item["outcome"])
             say(f"workflow re-checked (target exists, :latest still {bad[:19]}…), moved :latest: status {item['status']}; "
                 f"recorded before {result.get('before', '')[:19]}… after {result.get('after', '')[:19]}…")
-            reports = read_inbox(clients, queue_url)
-            say(f"SNS result: {next((r['Subject'] for r in reports if r.get('Subject', '').startswith('3DGS rollback')), 'none')}")
+            # The workflow publishes right after its last record: read until the result is there.
+            seen: list[dict[str, Any]] = []
+            result_report = _wait(lambda: seen.extend(read_inbox(clients, queue_url)) or next(
+                (r for r in seen if r.get("Subject", "").startswith("3DGS rollback")), None), "the SNS result")
+            say(f"SNS result: {result_report['Subject']}")
 
             # 5. the next pipeline run gets the known-good digest.
             job_next = f"3dgs-demo-next-{run}"
