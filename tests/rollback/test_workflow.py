@@ -180,3 +180,35 @@ def test_rollback_then_undo_leaves_tags_digests_and_parameter_exactly_as_before(
     item = rollback.wait_finished(undo_id)
     assert item["status"] == "done" and item["action"] == "undo"
     assert rollback.images() == before_images and rollback.parameter_value() == before_parameter
+
+
+def test_cli_approve_and_undo_with_the_operators_credentials(rollback, capsys):
+    """IAM is the authorization: the caller's ARN is recorded as the decider."""
+    from incident_responder.cli import main
+
+    before = rollback.images()
+    approval = rollback.start()
+    common = ["--incident-table", rollback.table, "--region", "us-west-2", "--endpoint-url", rollback.emulator.url]
+    assert main(["approve", rollback.incident.key, *common]) == 0
+    item = rollback.wait_finished(approval)
+    assert item["status"] == "done" and item["decided_via"] == "cli" and item["decided_by"].startswith("arn:aws:")
+    assert main(["approve", rollback.incident.key, *common]) == 1  # a second approval is refused
+    assert "already decided" in capsys.readouterr().err
+    rollback.fresh_state_machine()
+    assert main(["undo", rollback.incident.key, "--state-machine-arn", rollback.state_machine_arn, *common]) == 0
+    undo_id = wait_until(lambda: (lambda a: a if a != approval else None)(
+        rollback.service.pending_approval(rollback.incident.key)), "the undo's proposal")
+    rollback.wait_pending(undo_id)
+    assert main(["approve", rollback.incident.key, *common]) == 0
+    assert rollback.wait_finished(undo_id)["status"] == "done" and rollback.images() == before
+
+
+def test_cli_says_when_there_is_nothing_to_decide_or_undo(rollback, capsys):
+    from incident_responder.cli import main
+
+    common = ["--incident-table", rollback.table, "--region", "us-west-2", "--endpoint-url", rollback.emulator.url]
+    assert main(["approve", "training-job:us-west-2:no-such-job", *common]) == 2
+    assert "has no rollback proposal" in capsys.readouterr().err
+    rollback.propose()
+    assert main(["undo", rollback.incident.key, "--state-machine-arn", rollback.state_machine_arn, *common]) == 1
+    assert "no finished rollback to undo" in capsys.readouterr().err
