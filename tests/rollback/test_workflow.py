@@ -212,3 +212,27 @@ def test_cli_says_when_there_is_nothing_to_decide_or_undo(rollback, capsys):
     rollback.propose()
     assert main(["undo", rollback.incident.key, "--state-machine-arn", rollback.state_machine_arn, *common]) == 1
     assert "no finished rollback to undo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["parameter"], indirect=True)
+def test_a_failing_step_is_recorded_and_reported_and_the_execution_fails(rollback, mode):
+    approval = rollback.start()
+    rollback.clients.ssm.delete_parameter(Name=rollback.parameter)  # the pipeline's parameter vanished
+    rollback.invoke(slack_request("rollback_approve", approval))
+    item = rollback.wait_finished(approval)
+    assert item["status"] == "failed" and "ParameterNotFound" in outcome_of(item)["detail"]
+    assert rollback.execution_status() == "FAILED"
+    [report] = rollback.reports()
+    assert report["MessageAttributes"]["status"]["Value"] == "failed" and "ParameterNotFound" in report["Message"]
+    incident = rollback.service.approvals.incident_item(rollback.incident.key)
+    assert incident["latest_rollback_id"] == approval and '"status":"failed"' in incident["latest_rollback"]
+
+
+def test_a_retried_event_starts_no_second_workflow(rollback):
+    approval = rollback.start()
+    again = rollback.service.start_for(rollback.incident)  # the triage function's retry of the same event
+    assert again == rollback.executions[0]
+    executions = rollback.clients.stepfunctions.list_executions(stateMachineArn=rollback.state_machine_arn)["executions"]
+    assert [e["name"] for e in executions] == [approval]
+    rollback.invoke(slack_request("rollback_reject", approval))
+    rollback.wait_finished(approval)
