@@ -61,10 +61,15 @@ class ResponderSettings(BaseModel):
         None, validation_alias=_env("SLACK_SIGNING_SECRET_ARN", "slack_signing_secret_arn"))
     allowed_slack_users: frozenset[str] = Field(
         frozenset(), validation_alias=_env("ALLOWED_SLACK_USERS", "allowed_slack_users"))
+    allowed_slack_groups: frozenset[str] = Field(
+        frozenset(), validation_alias=_env("ALLOWED_SLACK_GROUPS", "allowed_slack_groups"))
+    slack_bot_token_secret_arn: str | None = Field(
+        None, validation_alias=_env("SLACK_BOT_TOKEN_SECRET_ARN", "slack_bot_token_secret_arn"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL", "slack_api_url"))
 
     @field_validator("region", "endpoint_url", "incident_table", "sns_topic_arn", "slack_webhook_secret_arn",
                      "rollback_state_machine_arn", "pipeline_repository", "decision_url", "link_key_secret_arn",
-                     "slack_signing_secret_arn", mode="before")
+                     "slack_signing_secret_arn", "slack_bot_token_secret_arn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return value or None
@@ -86,7 +91,7 @@ class ResponderSettings(BaseModel):
             raise ValueError(f"unknown categories {unknown}; use the guide's ids (docs/architecture.md)")
         return value
 
-    @field_validator("ignore_state_machines", "allowed_slack_users", mode="before")
+    @field_validator("ignore_state_machines", "allowed_slack_users", "allowed_slack_groups", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return frozenset(arn.strip() for arn in value.split(",") if arn.strip()) if isinstance(value, str) else value

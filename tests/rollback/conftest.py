@@ -87,6 +87,7 @@ class Rollback:
     state_machine_arn: str = ""
     service: RollbackService | None = None
     handler: Any = None
+    slack: Any = None
     timeout_seconds: int = 86_400
     incident: Any = None
     executions: list[str] = field(default_factory=list)
@@ -171,7 +172,7 @@ def mode(request):
 
 
 @pytest.fixture
-def rollback(aws_clients, emulator, step_functions, monkeypatch, mode) -> Rollback:
+def rollback(aws_clients, emulator, step_functions, monkeypatch, mode, slack_receiver) -> Rollback:
     import boto3
 
     suffix = uuid.uuid4().hex[:8]
@@ -194,6 +195,7 @@ def rollback(aws_clients, emulator, step_functions, monkeypatch, mode) -> Rollba
     secrets = aws_clients.secretsmanager
     link_arn = secrets.create_secret(Name=f"link-key-{suffix}", SecretString=LINK_KEY)["ARN"]
     slack_arn = secrets.create_secret(Name=f"slack-signing-{suffix}", SecretString=SLACK_SECRET)["ARN"]
+    bot_arn = secrets.create_secret(Name=f"slack-bot-{suffix}", SecretString="xoxb-test-not-a-token")["ARN"]
     service.link_key_secret_arn = link_arn
     service.__post_init__()
     env = Rollback(clients=aws_clients, emulator=emulator, table=table, topic_arn=topic_arn, queue_url=queue_url,
@@ -204,9 +206,12 @@ def rollback(aws_clients, emulator, step_functions, monkeypatch, mode) -> Rollba
                         "ROLLBACK_MODE": mode, "ROLLBACK_STATE_MACHINE_ARN": env.state_machine_arn,
                         "PIPELINE_REPOSITORY": repository, "LINK_KEY_SECRET_ARN": link_arn,
                         "SLACK_SIGNING_SECRET_ARN": slack_arn, "ALLOWED_SLACK_USERS": f"{ALLOWED_USER},U0OTHER",
+                        "ALLOWED_SLACK_GROUPS": "S0OPERATORS", "SLACK_BOT_TOKEN_SECRET_ARN": bot_arn,
+                        "SLACK_API_URL": slack_receiver.url.rsplit("/services/", 1)[0] + "/api/",
                         "DECISION_URL": "https://decide.example", "POWERTOOLS_SERVICE_NAME": "incident-responder"}.items():
         monkeypatch.setenv(name, value)
     import incident_responder.handlers.decide as module
 
     env.handler = importlib.reload(module).handler  # module-level configuration is read at cold start
+    env.slack = slack_receiver
     return env

@@ -107,7 +107,7 @@ def test_disabled_mode_can_change_no_image_and_no_parameter():
 def _decision_role(slack_on: bool) -> dict[str, list[Any]]:
     cfn = transformed()
     role_id = cfn["Resources"]["DecisionFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
-    return _granted(_role(cfn, role_id, {"HasSlackSigningSecret": slack_on}))
+    return _granted(_role(cfn, role_id, {"HasSlackSigningSecret": slack_on, "HasSlackBotToken": slack_on}))
 
 
 def test_the_decision_function_grants_exactly_what_its_code_calls(rollback):
@@ -141,7 +141,7 @@ def test_the_decision_function_grants_exactly_what_its_code_calls(rollback):
     assert granted["dynamodb:GetItem"] == granted["dynamodb:UpdateItem"] == [RESOURCE_OF["dynamodb"]]
     assert granted["states:SendTaskSuccess"] == granted["states:StartExecution"] == [RESOURCE_OF["states"]]
     assert sorted(map(json.dumps, granted["secretsmanager:GetSecretValue"])) == sorted(
-        map(json.dumps, [{"Ref": "DecisionLinkKey"}, {"Ref": "SlackSigningSecretArn"}]))
+        map(json.dumps, [{"Ref": "DecisionLinkKey"}, {"Ref": "SlackSigningSecretArn"}, {"Ref": "SlackBotTokenSecretArn"}]))
 
 
 def test_without_a_slack_signing_secret_the_decision_function_reads_only_the_link_key():

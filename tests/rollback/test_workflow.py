@@ -3,6 +3,7 @@ and decisions sent to the DecisionFunction handler (Slack, signed links) or thro
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -84,6 +85,8 @@ def test_refused_slack_requests_never_act_and_are_recorded(rollback, request_kin
         "stale": lambda: slack_request("rollback_approve", approval, timestamp=int(time.time()) - 600),
         "not_allowed": lambda: slack_request("rollback_approve", approval, user="U0INTRUDER"),
     }[request_kind]()
+    # The allow-listed group has other members only.
+    rollback.slack.reply_next(200, json.dumps({"ok": True, "users": ["U0SOMEONE"]}), headers={"Content-Type": "application/json"})
     rollback.invoke(request)
     assert any(reason in r for r in rollback.refusals()), rollback.refusals()
     item = rollback.service.approvals.get(approval)
@@ -236,3 +239,19 @@ def test_a_retried_event_starts_no_second_workflow(rollback):
     assert [e["name"] for e in executions] == [approval]
     rollback.invoke(slack_request("rollback_reject", approval))
     rollback.wait_finished(approval)
+
+
+def test_a_member_of_an_allow_listed_group_decides_and_an_unreadable_group_allows_nobody(rollback):
+    approval = rollback.start()
+    # usergroups.users.list fails (Slack down): fail closed, and say why.
+    rollback.slack.reply_next(500)
+    rollback.invoke(slack_request("rollback_reject", approval, user="U0GROUPMEMBER"))
+    assert any("allow-listed Slack groups could not be read" in r for r in rollback.refusals()), rollback.refusals()
+    assert rollback.service.approvals.get(approval)["status"] == "pending"
+    rollback.slack.reply_next(200, json.dumps({"ok": True, "users": ["U0GROUPMEMBER"]}),
+                              headers={"Content-Type": "application/json"})
+    rollback.invoke(slack_request("rollback_reject", approval, user="U0GROUPMEMBER"))
+    item = rollback.wait_finished(approval)
+    assert item["status"] == "rejected" and item["decided_by"] == "name-u0groupmember"
+    asked = [r for r in rollback.slack.requests if r.path.endswith("/usergroups.users.list")]
+    assert asked and "S0OPERATORS" in asked[-1].raw.decode()

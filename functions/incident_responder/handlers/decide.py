@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from ..clients import make_clients
 from ..redact import RedactingFormatter
-from ..rollback.endpoint import DecisionEndpoint, HttpReply
+from ..rollback.endpoint import DecisionEndpoint, HttpReply, SlackGroups
 from ..rollback.service import SecretValue
 from ..runtime import ResponderSettings, build_rollback
 
@@ -24,8 +24,11 @@ def endpoint() -> DecisionEndpoint:
     if _endpoint is None:
         clients = make_clients(region=settings.region, endpoint_url=settings.endpoint_url)
         secret = SecretValue(clients.secretsmanager, settings.slack_signing_secret_arn)
-        _endpoint = DecisionEndpoint(service=build_rollback(settings, clients), slack_signing_secret=secret.get,
-                                     allowed_slack_users=settings.allowed_slack_users)
+        bot_token = SecretValue(clients.secretsmanager, settings.slack_bot_token_secret_arn)
+        _endpoint = DecisionEndpoint(
+            service=build_rollback(settings, clients), slack_signing_secret=secret.get,
+            allowed_slack_users=settings.allowed_slack_users,
+            slack_groups=SlackGroups(settings.allowed_slack_groups, bot_token.get, settings.slack_api_url))
     return _endpoint
 
 

@@ -34,12 +34,58 @@ class HttpReply:
     content_type: str = "text/html; charset=utf-8"
 
 
+class SlackGroups:
+    """Members of the allow-listed Slack user groups (usergroups.users.list with the app's bot token),
+    cached for a minute. Fails closed: a group that cannot be read allows nobody."""
+
+    TTL_S = 60.0
+
+    def __init__(self, groups: frozenset[str], bot_token: Callable[[], str | None], api_url: str,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.groups = groups
+        self._token = bot_token
+        self._api_url = api_url
+        self._now = now
+        self._members: tuple[float, frozenset[str]] | None = None
+
+    def members(self) -> frozenset[str]:
+        if not self.groups:
+            return frozenset()
+        if self._members is not None and self._now() - self._members[0] < self.TTL_S:
+            return self._members[1]
+        from slack_sdk import WebClient
+
+        token = self._token()
+        if not token:
+            raise LookupError("no Slack bot token to read the allow-listed groups (SlackBotTokenSecretArn)")
+        client = WebClient(token=token, base_url=self._api_url, timeout=RESPONSE_URL_TIMEOUT_S)
+        found: set[str] = set()
+        for group in sorted(self.groups):
+            found.update(client.usergroups_users_list(usergroup=group)["users"])
+        self._members = (self._now(), frozenset(found))
+        return self._members[1]
+
+
 @dataclass
 class DecisionEndpoint:
     service: RollbackService
     slack_signing_secret: Callable[[], str | None]
     allowed_slack_users: frozenset[str]
     now: Callable[[], float] = time.time
+    slack_groups: SlackGroups | None = None
+
+    def _allow_list_refusal(self, action: SlackAction) -> str | None:
+        """None when the user may decide, else the reason they may not."""
+        if action.user_id in self.allowed_slack_users:
+            return None
+        if self.slack_groups is not None and self.slack_groups.groups:
+            try:
+                if action.user_id in self.slack_groups.members():
+                    return None
+            except Exception as exc:  # noqa: BLE001 - fail closed, and say why
+                return f"the allow-listed Slack groups could not be read ({type(exc).__name__}); nobody outside " \
+                       "ALLOWED_SLACK_USERS may decide"
+        return f"Slack user {action.user_id} ({action.user_name}) is not on the allow-list"
 
     # ------------------------------------------------------------ Slack
 
@@ -56,9 +102,9 @@ class DecisionEndpoint:
             return HttpReply(401, "", "text/plain")
         if action is None:
             return HttpReply(400, "not a block_actions payload", "text/plain")
-        if action.user_id not in self.allowed_slack_users:
-            result = self.service.decider.refuse(
-                claimed, f"Slack user {action.user_id} ({action.user_name}) is not on the allow-list", actor)
+        refusal = self._allow_list_refusal(action)
+        if refusal:
+            result = self.service.decider.refuse(claimed, refusal, actor)
             return self._answer(action, result, original=False)
         if action.action_id in _DECISION_OF:
             result = self.service.decider.decide(action.value, _DECISION_OF[action.action_id], actor)
