@@ -124,7 +124,7 @@ def test_signed_link_get_only_shows_a_page_and_post_decides(rollback):
         LINK_KEY.encode(), p["approval"], p["decision"], int(time.time()) - 60)}, "link expired"),
     (lambda p: {**p, "decision": "approve", "sig": "0" * 64}, "link signature invalid"),
     (lambda p: {**p, "expires": str(int(p["expires"]) + 86_400)}, "link signature invalid"),
-])
+], ids=["expired", "forged-signature", "expiry-extended"])
 def test_expired_or_forged_links_never_act_and_are_recorded(rollback, tamper, reason):
     before = rollback.images()
     approval = rollback.start()

@@ -152,9 +152,10 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
     assert result.returncode == 0, f"sam build failed:\n{result.stdout}{result.stderr}"
     print(f"sam build took {elapsed:.1f} s")
 
-    for fn in ("TriageFunction", "ClassifyFunction"):
+    for fn in ("TriageFunction", "ClassifyFunction", "DecisionFunction"):
         built = build_dir / fn
         assert (built / "incident_responder" / "__init__.py").is_file(), f"{fn}: package not copied"
+        assert (built / "incident_responder" / "rollback" / "endpoint.py").is_file(), f"{fn}: rollback/ not copied"
         assert (built / "incident_responder" / "models.py").is_file()
         # The demo's emulator and the CLI are for terminals: they never ship in a function.
         assert not (built / "incident_responder" / "demo").exists() and not (built / "incident_responder" / "cli.py").exists()
