@@ -50,7 +50,7 @@ def main() -> int:
         emulator.enable_state_machine_execution()
         clients = make_clients(region="us-west-2", endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
         emulator.reset_step_functions()
-        rollback = setup.rollback.__wrapped__(clients, emulator, clients.stepfunctions, Env(), "ecr-retag")
+        rollback = setup.rollback.__wrapped__(clients, emulator, clients.stepfunctions, Env(), "ecr-retag", slack)
         for run in range(args.runs):
             if run:
                 rollback.fresh_state_machine()
