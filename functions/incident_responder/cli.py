@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the payloads (default: %(default)s)")
     demo.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    demo.add_argument("--rollback", action="store_true",
+                      help="run the whole rollback loop instead: known-good digest, failure, proposal, approval by a "
+                      "signed Slack request, the workflow executed, the next run, undo (one line per step)")
     demo.set_defaults(run=_demo)
 
     triage = sub.add_parser(
@@ -76,6 +79,31 @@ def _parser() -> argparse.ArgumentParser:
                                "image's structured line ([category/cause] ...) decide outright")
     classify.set_defaults(run=_classify)
 
+    known_good = sub.add_parser("known-good", help="the known-good ledger (digests completed jobs ran)")
+    known_good_sub = known_good.add_subparsers(dest="known_good_command", required=True, metavar="SUBCOMMAND")
+    kg_list = known_good_sub.add_parser("list", help="list known-good digests, newest first per repository")
+    kg_list.add_argument("--repository", help="only this ECR repository")
+    _aws_options(kg_list)
+    kg_list.set_defaults(run=_known_good_list)
+
+    for name, text in (("approve", "approve the incident's pending rollback (or undo)"),
+                       ("reject", "reject the incident's pending rollback (or undo)")):
+        decide = sub.add_parser(name, help=text, description=text.capitalize() + ", with your AWS credentials "
+                                "(IAM is the authorization: states:SendTaskSuccess and the incident table).")
+        decide.add_argument("incident_id", help="the incident key the report shows")
+        _aws_options(decide)
+        decide.set_defaults(run=_decide, decision=name)
+
+    undo = sub.add_parser("undo", help="propose undoing the incident's rollback (it waits for approve/reject)",
+                          description="Starts the rollback workflow to restore the state recorded before the "
+                          "incident's rollback. Like the rollback, it waits for a decision: approve it with "
+                          "`incident-responder approve INCIDENT_ID`, a Slack button or a signed link.")
+    undo.add_argument("incident_id")
+    undo.add_argument("--state-machine-arn", default=os.environ.get("ROLLBACK_STATE_MACHINE_ARN"),
+                      help="the rollback workflow (default: $ROLLBACK_STATE_MACHINE_ARN)")
+    _aws_options(undo)
+    undo.set_defaults(run=_undo)
+
     rules = sub.add_parser("rules", help="list the classification rules and report overlapping ones")
     rules.set_defaults(run=_rules)
     return parser
@@ -84,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace, stdout: TextIO) -> int:
     from .demo.scenarios import DEFAULT_SCENARIO, ScenarioNotFound, get_scenario, load_scenarios
 
+    if args.rollback:
+        from .demo.rollback import DemoFailed, run_rollback_demo
+
+        try:
+            return run_rollback_demo(stdout)
+        except DemoFailed as exc:
+            print(f"incident-responder demo --rollback: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     if args.list:
         for name, scenario in load_scenarios().items():
             marker = " (default)" if name == DEFAULT_SCENARIO else ""
@@ -224,6 +260,114 @@ def _classification_lines(record: dict, commands: list[str]) -> str:
         lines.append("  investigate:")
         lines += [f"    $ {command}" for command in commands]
     return "\n".join(lines)
+
+
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--incident-table", default=os.environ.get("INCIDENT_TABLE"),
+                        help="the responder's DynamoDB table (default: $INCIDENT_TABLE)")
+    parser.add_argument("--region", default=None, help="AWS region (default: your configuration's)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. http://127.0.0.1:5000 for moto)")
+
+
+def _rollback_service(args: argparse.Namespace, command: str):
+    from .clients import make_clients
+    from .rollback.service import RollbackService
+
+    if not args.incident_table:
+        print(f"incident-responder {command}: --incident-table is required (or set INCIDENT_TABLE); "
+              "the stack's output IncidentsTableName names it", file=sys.stderr)
+        return None
+    clients = make_clients(region=args.region, endpoint_url=args.endpoint_url)
+    return RollbackService(clients=clients, table=args.incident_table,
+                           state_machine_arn=getattr(args, "state_machine_arn", None))
+
+
+def _aws_failed(command: str, exc: Exception) -> int:
+    from .redact import redact
+
+    print(f"incident-responder {command}: {redact(str(exc))}. Check your credentials "
+          "(aws sts get-caller-identity), --region and --incident-table.", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _known_good_list(args: argparse.Namespace, stdout: TextIO) -> int:
+    service = _rollback_service(args, "known-good list")
+    if service is None:
+        return EXIT_BAD_INPUT
+    from .rollback.ledger import entries_of
+
+    # A Scan: the CLI's alone (the functions read one repository's item by its key).
+    scan = {"TableName": args.incident_table, "FilterExpression": "kind = :k",
+            "ExpressionAttributeValues": {":k": {"S": "known_good_ledger"}}}
+    entries = []
+    try:
+        while True:
+            page = service.clients.dynamodb.scan(**scan)
+            for item in page.get("Items", []):
+                entries += entries_of(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except Exception as exc:  # noqa: BLE001 - botocore configuration errors too
+        return _aws_failed("known-good list", exc)
+    if args.repository:
+        entries = [e for e in entries if e.repository == args.repository]
+    entries.sort(key=lambda e: (e.repository, -e.completed_at.timestamp()))
+    if not entries:
+        print("no known-good digests recorded" + (f" for {args.repository}" if args.repository else ""), file=stdout)
+    for entry in entries:
+        print(f"{entry.repository}  {entry.digest}  {entry.completed_at.strftime('%Y-%m-%d %H:%M UTC')}  "
+              f"{entry.training_job_name}  tag={entry.tag or '-'}  protected={entry.protect_tag or '-'}", file=stdout)
+    return EXIT_OK
+
+
+def _caller(args: argparse.Namespace) -> str:
+    import boto3
+
+    return boto3.client("sts", region_name=args.region, endpoint_url=args.endpoint_url).get_caller_identity()["Arn"]
+
+
+def _decide(args: argparse.Namespace, stdout: TextIO) -> int:
+    from .rollback.decision import Actor
+
+    service = _rollback_service(args, args.decision)
+    if service is None:
+        return EXIT_BAD_INPUT
+    try:
+        approval = service.pending_approval(args.incident_id)
+        if approval is None:
+            print(f"incident-responder {args.decision}: incident {args.incident_id!r} has no rollback proposal "
+                  "to decide on (see its report for why none was proposed)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        caller = _caller(args)
+        result = service.decider.decide(approval, "approve" if args.decision == "approve" else "reject",
+                                        Actor(id=caller, name=caller, via="cli"))
+    except Exception as exc:  # noqa: BLE001
+        return _aws_failed(args.decision, exc)
+    print(result.message, file=stdout if result.acted else sys.stderr)
+    return EXIT_OK if result.acted else EXIT_FAILED
+
+
+def _undo(args: argparse.Namespace, stdout: TextIO) -> int:
+    from .rollback.workflow import WorkflowError
+
+    if not args.state_machine_arn:
+        print("incident-responder undo: --state-machine-arn is required (or set ROLLBACK_STATE_MACHINE_ARN); "
+              "the stack's output RollbackStateMachineArn names it", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    service = _rollback_service(args, "undo")
+    if service is None:
+        return EXIT_BAD_INPUT
+    try:
+        undo_id, _execution = service.start_undo(args.incident_id)
+    except WorkflowError as exc:
+        print(f"incident-responder undo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001
+        return _aws_failed("undo", exc)
+    print(f"undo {undo_id} proposed for {args.incident_id}; it waits for a decision: "
+          f"incident-responder approve '{args.incident_id}'", file=stdout)
+    return EXIT_OK
 
 
 def _rules(args: argparse.Namespace, stdout: TextIO) -> int:

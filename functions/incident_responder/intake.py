@@ -113,6 +113,7 @@ class KnownGoodImage(BaseModel):
     image_uri: str
     region: str
     completed_at: datetime
+    training_started_at: datetime | None = None
 
 
 class Ignored(BaseModel):
@@ -169,6 +170,7 @@ def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
             image_uri=image,
             region=event.region,
             completed_at=detail.TrainingEndTime or event.time,
+            training_started_at=detail.TrainingStartTime,
         )
     if detail.TrainingJobStatus != "Failed":
         return Ignored(event_id=event.id, reason=f"training job status is {detail.TrainingJobStatus}")

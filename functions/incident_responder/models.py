@@ -298,6 +298,30 @@ class Notification(_Frozen):
     recorded: bool = Field(True, description="False when the incident store could not record this delivery")
 
 
+class RollbackProposal(_Frozen):
+    """Point the pipeline back at the repository's last known-good digest (operator-approved)."""
+
+    approval_id: str = Field(description="short id the messages carry; the task token stays server-side")
+    mode: Literal["ecr-retag", "parameter"]
+    region: str
+    registry: str | None = None
+    repository: str
+    tag: str | None = Field(None, description="the tag the failing job named")
+    from_digest: str = Field(description="the failing digest")
+    to_digest: str = Field(description="the known-good digest")
+    to_training_job: str = Field(description="the job that last succeeded with the target")
+    to_completed_at: datetime
+    approve_url: str | None = Field(None, description="signed, expiring confirmation link (GET shows, POST decides)")
+    reject_url: str | None = None
+
+
+class RollbackAdvice(_Frozen):
+    """What the report says about a rollback: a proposal, or why none is proposed."""
+
+    proposal: RollbackProposal | None = None
+    reason: str
+
+
 class Incident(_Frozen):
     """The unit of dedup and of the audit trail."""
 
@@ -312,6 +336,7 @@ class Incident(_Frozen):
     linked_event_ids: list[str] = []
     notifications: list[Notification] = []
     added: list[str] = Field([], description="what the latest linked event added (a follow-up says this)")
+    rollback: RollbackAdvice | None = Field(None, description="the rollback proposal, or why none (None: not assessed)")
 
     def without_log_lines(self) -> "Incident":
         """The incident without its log tails' lines (stream names kept): what reports show and the

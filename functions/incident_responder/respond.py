@@ -28,6 +28,7 @@ class Runtime:
     gather_settings: GatherSettings = field(default_factory=GatherSettings)
     ignore_state_machines: frozenset[str] = frozenset()
     sleep: Callable[[float], None] = time.sleep
+    rollback: Any = None  # rollback.service.RollbackService: known-good ledger, proposal, workflow
 
 
 class Outcome(BaseModel):
@@ -35,7 +36,8 @@ class Outcome(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    outcome: Literal["reported", "duplicate", "enriched", "known_good_recorded", "ignored", "intake_error"]
+    outcome: Literal["reported", "duplicate", "enriched", "known_good_recorded", "known_good_not_recorded", "ignored",
+                     "intake_error"]
     event_id: str | None = None
     incident_key: str | None = None
     category: str | None = None
@@ -64,12 +66,25 @@ def _handle(raw: Any, runtime: Runtime) -> Outcome:
     if isinstance(parsed, Ignored):
         return Outcome(outcome="ignored", event_id=parsed.event_id, detail=parsed.reason)
     if isinstance(parsed, KnownGoodImage):
-        if runtime.delivery.store is not None:
-            runtime.delivery.store.record_known_good(parsed)
+        if runtime.rollback is None:
+            return Outcome(outcome="known_good_not_recorded", event_id=parsed.event_id,
+                           detail="no incident table: the known-good ledger is off")
+        from .rollback.ledger import NotRecorded
+
+        entry = runtime.rollback.record_completed(parsed)
+        if isinstance(entry, NotRecorded):
+            return Outcome(outcome="known_good_not_recorded", event_id=parsed.event_id, detail=entry.reason)
         return Outcome(outcome="known_good_recorded", event_id=parsed.event_id,
-                       detail=f"{parsed.image_uri} from {parsed.training_job_name}")
+                       detail=f"{entry.repository}@{entry.digest} from {parsed.training_job_name} "
+                              f"(protected as {entry.protect_tag})")
     incident = triage(parsed, runtime.clients, runtime.gather_settings, sleep=runtime.sleep)
+    if runtime.rollback is not None:
+        incident = runtime.rollback.advise(incident)
     delivered = deliver(incident, runtime.delivery)
+    if runtime.rollback is not None:
+        # After the alert: the report carries the approval id the workflow will wait on. A retry of this
+        # event starts nothing new (the execution is named after the approval id).
+        runtime.rollback.start_for(delivered.incident)
     details = {"duplicate": "incident already reported; event linked",
                "enriched": "incident already reported; follow-up sent: " + "; ".join(delivered.added)}
     return Outcome(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -44,9 +44,32 @@ class ResponderSettings(BaseModel):
         validation_alias=_env("JOIN_ATTEMPTS", "join_attempts"))
     ignore_state_machines: frozenset[str] = Field(
         frozenset(), validation_alias=_env("IGNORE_STATE_MACHINE_ARNS", "ignore_state_machines"))
+    # Rollback (docs/rollback.md). Mode and names come from the template's parameters.
+    rollback_mode: Literal["ecr-retag", "parameter", "disabled"] = Field(
+        "disabled", validation_alias=_env("ROLLBACK_MODE", "rollback_mode"))
+    rollback_state_machine_arn: str | None = Field(
+        None, validation_alias=_env("ROLLBACK_STATE_MACHINE_ARN", "rollback_state_machine_arn"))
+    rollback_categories: tuple[str, ...] = Field(
+        ("entry_point", "cuda_gpu", "python_dependencies"),
+        validation_alias=_env("ROLLBACK_CATEGORIES", "rollback_categories"))
+    pipeline_repository: str | None = Field(None, validation_alias=_env("PIPELINE_REPOSITORY", "pipeline_repository"))
+    approval_timeout_seconds: int = Field(
+        86_400, ge=60, le=604_800, validation_alias=_env("APPROVAL_TIMEOUT_SECONDS", "approval_timeout_seconds"))
+    decision_url: str | None = Field(None, validation_alias=_env("DECISION_URL", "decision_url"))
+    link_key_secret_arn: str | None = Field(None, validation_alias=_env("LINK_KEY_SECRET_ARN", "link_key_secret_arn"))
+    slack_signing_secret_arn: str | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET_ARN", "slack_signing_secret_arn"))
+    allowed_slack_users: frozenset[str] = Field(
+        frozenset(), validation_alias=_env("ALLOWED_SLACK_USERS", "allowed_slack_users"))
+    allowed_slack_groups: frozenset[str] = Field(
+        frozenset(), validation_alias=_env("ALLOWED_SLACK_GROUPS", "allowed_slack_groups"))
+    slack_bot_token_secret_arn: str | None = Field(
+        None, validation_alias=_env("SLACK_BOT_TOKEN_SECRET_ARN", "slack_bot_token_secret_arn"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL", "slack_api_url"))
 
     @field_validator("region", "endpoint_url", "incident_table", "sns_topic_arn", "slack_webhook_secret_arn",
-                     mode="before")
+                     "rollback_state_machine_arn", "pipeline_repository", "decision_url", "link_key_secret_arn",
+                     "slack_signing_secret_arn", "slack_bot_token_secret_arn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return value or None
@@ -56,7 +79,19 @@ class ResponderSettings(BaseModel):
     def _is_a_topic_arn(cls, value: str | None) -> str | None:
         return SnsParams(topic_arn=value).topic_arn if value else None
 
-    @field_validator("ignore_state_machines", mode="before")
+    @field_validator("rollback_categories", mode="before")
+    @classmethod
+    def _categories(cls, value: Any) -> Any:
+        from .models import Category
+
+        if isinstance(value, str):
+            value = tuple(c.strip() for c in value.split(",") if c.strip())
+        unknown = [c for c in value if c not in {m.value for m in Category}]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; use the guide's ids (docs/architecture.md)")
+        return value
+
+    @field_validator("ignore_state_machines", "allowed_slack_users", "allowed_slack_groups", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return frozenset(arn.strip() for arn in value.split(",") if arn.strip()) if isinstance(value, str) else value
@@ -135,7 +170,21 @@ def build_runtime(
     return Runtime(
         clients=clients,
         delivery=delivery,
+        rollback=build_rollback(settings, clients),
         gather_settings=settings.gather_settings(),
         ignore_state_machines=settings.ignore_state_machines,
         **overrides,
     )
+
+
+def build_rollback(settings: ResponderSettings, clients: Any) -> Any:
+    """The rollback adapter (ledger, proposal, workflow, decisions); None without an incident table."""
+    if not settings.incident_table:
+        return None
+    from .rollback.service import RollbackService
+
+    return RollbackService(
+        clients=clients, table=settings.incident_table, mode=settings.rollback_mode,
+        categories=settings.rollback_categories, repository=settings.pipeline_repository,
+        state_machine_arn=settings.rollback_state_machine_arn, decision_url=settings.decision_url,
+        link_key_secret_arn=settings.link_key_secret_arn, approval_timeout_seconds=settings.approval_timeout_seconds)

@@ -12,12 +12,14 @@ from tests.support.events import load_event, pipeline_event_files
 
 # What each event in events/ must lead to. A new event file needs a line here.
 EXPECTED = {
-    "aws-sample-sagemaker-training-job-state-change": ("known_good_recorded", None),
+    # AWS's sample names no ECR image ("TrainingImage"): nothing can be recorded, and it says so.
+    "aws-sample-sagemaker-training-job-state-change": ("known_good_not_recorded", None),
     "aws-sample-stepfunctions-execution-status-change-failed": ("reported", "unknown"),
     "malformed-not-eventbridge": ("intake_error", None),
     "malformed-sagemaker-missing-job-name": ("intake_error", None),
     "malformed-stepfunctions-unknown-status": ("intake_error", None),
-    "sagemaker-training-job-completed": ("known_good_recorded", None),
+    # Its image is not in the emulator's ECR: the digest it ran cannot be told (test below pushes it).
+    "sagemaker-training-job-completed": ("known_good_not_recorded", None),
     "sagemaker-training-job-failed-cuda-oom": ("reported", "sagemaker_environment"),
     "sagemaker-training-job-failed-no-kernel-image": ("reported", "cuda_gpu"),
     "sagemaker-training-job-failed-no-reason-logs-only": ("reported", "unknown"),
@@ -100,10 +102,20 @@ def test_slack_failing_does_not_stop_the_sns_report_and_the_retry_delivers_only_
     assert len(slack_receiver.requests) == 4
 
 
-def test_completed_job_records_its_image_as_known_good(deployed_responder):
+def test_completed_job_records_the_digest_it_ran_in_the_ledger(deployed_responder):
+    from datetime import datetime, timezone
+
+    from incident_responder.demo.provision import push_images
+    from incident_responder.rollback.ledger import Ledger, protect_tag
+
+    push_images(deployed_responder.clients, "spaceport/3dgs", ["latest"])
     event = load_event("sagemaker-training-job-completed.json")
-    deployed_responder.invoke(event)
-    item = deployed_responder.clients.dynamodb.get_item(
-        TableName=deployed_responder.table, Key={"id": {"S": "known-good#us-west-2#spaceport/3dgs"}}
-    )["Item"]
-    assert item["training_job_name"]["S"] == event["detail"]["TrainingJobName"]
+    # The job started after the tag was pushed (the sample's start time is older than this push).
+    event["detail"]["TrainingStartTime"] = str(int(datetime.now(timezone.utc).timestamp() * 1000) + 5_000)
+    result = deployed_responder.invoke(event)
+    assert result["outcome"] == "known_good_recorded", result
+    [entry] = Ledger(deployed_responder.clients.dynamodb, deployed_responder.table).history("us-west-2", "spaceport/3dgs")
+    digest = deployed_responder.clients.ecr.describe_images(
+        repositoryName="spaceport/3dgs", imageIds=[{"imageTag": "latest"}])["imageDetails"][0]["imageDigest"]
+    assert (entry.digest, entry.training_job_name) == (digest, event["detail"]["TrainingJobName"])
+    assert entry.protect_tag == protect_tag(digest)

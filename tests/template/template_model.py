@@ -51,6 +51,9 @@ def _transformed() -> dict[str, Any]:
     for res in tpl["Resources"].values():
         if res["Type"] == "AWS::Serverless::Function":
             res["Properties"]["CodeUri"] = PLACEHOLDER_CODE_URI
+        if res["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in res["Properties"]:
+            # `sam package` uploads the ASL file; offline, the translator only needs an S3 location.
+            res["Properties"]["DefinitionUri"] = {"Bucket": "placeholder-bucket", "Key": res["Properties"]["DefinitionUri"]}
     session = boto3.session.Session(
         region_name="us-west-2", aws_access_key_id="offline", aws_secret_access_key="offline"
     )

@@ -152,9 +152,10 @@ def test_sam_build_packages_code_and_requirements(tmp_path: Path) -> None:
     assert result.returncode == 0, f"sam build failed:\n{result.stdout}{result.stderr}"
     print(f"sam build took {elapsed:.1f} s")
 
-    for fn in ("TriageFunction", "ClassifyFunction"):
+    for fn in ("TriageFunction", "ClassifyFunction", "DecisionFunction"):
         built = build_dir / fn
         assert (built / "incident_responder" / "__init__.py").is_file(), f"{fn}: package not copied"
+        assert (built / "incident_responder" / "rollback" / "endpoint.py").is_file(), f"{fn}: rollback/ not copied"
         assert (built / "incident_responder" / "models.py").is_file()
         # The demo's emulator and the CLI are for terminals: they never ship in a function.
         assert not (built / "incident_responder" / "demo").exists() and not (built / "incident_responder" / "cli.py").exists()
@@ -286,7 +287,7 @@ def test_log_wait_always_fits_in_the_triage_timeout() -> None:
     assert int(params["LogWaitSeconds"]["Default"]) <= int(params["LogWaitSeconds"]["MaxValue"])
 
 
-@pytest.mark.parametrize("function_id", ["TriageFunction", "ClassifyFunction"])
+@pytest.mark.parametrize("function_id", ["TriageFunction", "ClassifyFunction", "DecisionFunction"])
 def test_handler_resolves_to_a_module_defining_it(function_id: str) -> None:
     handler = _lambda_function(transformed(), function_id)["Handler"]
     module, _, attr = handler.rpartition(".")
@@ -463,13 +464,18 @@ IMPLIED_BY_THE_TEMPLATE = {
 ONLY_STAR = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
+# Modules only the DecisionFunction runs (its role is checked by tests/rollback/test_iam.py).
+DECISION_FUNCTION_ONLY = {"handlers/decide.py", "rollback/endpoint.py", "rollback/decision.py"}
+
+
 def _code_actions() -> dict[str, set[str]]:
     from aws_lambda_powertools.utilities.idempotency.persistence import dynamodb as idempotency_store
 
     from incident_responder.clients import SERVICES
     from tests.template.aws_calls import iam_actions
 
-    ours = [p for p in PACKAGE.rglob("*.py") if not set(p.relative_to(PACKAGE).parts) & {"demo", "cli.py"}]
+    ours = [p for p in PACKAGE.rglob("*.py") if not set(p.relative_to(PACKAGE).parts) & {"demo", "cli.py"}
+            and p.relative_to(PACKAGE).as_posix() not in DECISION_FUNCTION_ONLY]
     found = iam_actions(ours, SERVICES)
     for action, files in iam_actions([Path(idempotency_store.__file__)], ["dynamodb"]).items():
         found.setdefault(action, set()).update(files)
@@ -481,8 +487,7 @@ def test_triage_role_grants_exactly_what_the_code_calls(slack_on: bool) -> None:
     statements = _triage_statements(slack_on)
     granted = {a for s in statements for a in _as_list(s["Action"])}
     called = set(_code_actions())
-    if not slack_on:
-        called.discard("secretsmanager:GetSecretValue")
+    # GetSecretValue stays called with Slack off: the decision-link key (checked below).
     expected = called | IMPLIED_BY_THE_PLATFORM | set(IMPLIED_BY_THE_TEMPLATE)
     assert granted - expected == set(), f"granted but never called: {sorted(granted - expected)}"
     assert expected - granted == set(), f"called but not granted: {sorted(expected - granted)}"
@@ -508,10 +513,11 @@ def test_triage_role_grants_exactly_what_the_code_calls(slack_on: bool) -> None:
     for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         assert resources_for(action) == json.dumps([{"Fn::GetAtt": ["IncidentsTable", "Arn"]}]), action
     secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
+    # The decision-link key (the report's signed approve/reject links), and the webhook only when Slack is on.
+    expected_secrets = [("secretsmanager:GetSecretValue", _ref("DecisionLinkKey"))]
     if slack_on:
-        assert [(s["Action"], s["Resource"]) for s in secrets] == [
-            ("secretsmanager:GetSecretValue", _ref("SlackWebhookSecretArn"))
-        ]
+        expected_secrets.append(("secretsmanager:GetSecretValue", _ref("SlackWebhookSecretArn")))
+    assert sorted(((s["Action"], s["Resource"]) for s in secrets), key=str) == sorted(expected_secrets, key=str)
 
 
 def test_the_code_derived_action_list_sees_every_client_call() -> None:

@@ -49,6 +49,7 @@ class Emulator:
             method="POST",
         )
         urllib.request.urlopen(request, timeout=10).read()
+        _aws_sdk_tasks_use_step_functions_casing()
 
     def reset_step_functions(self) -> None:
         """Forget every state machine and execution.
@@ -60,8 +61,11 @@ class Emulator:
         from moto.stepfunctions.models import stepfunctions_backends
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-        stepfunctions_backends.reset()
-        stepfunctions_parser_backends.reset()
+        # Per account: BackendDict.reset() is a classmethod that would reset every service's backend
+        # (ECR, DynamoDB, ...), not only Step Functions'.
+        for backends in (stepfunctions_backends, stepfunctions_parser_backends):
+            for account_backends in backends.values():
+                account_backends.reset()
 
     def fail_training_job(
         self, name: str, failure_reason: str, *, region: str, account: str = EMULATOR_ACCOUNT
@@ -87,6 +91,42 @@ class Emulator:
                 "StatusMessage": "Training job failed",
             },
         ]
+
+
+def _aws_sdk_tasks_use_step_functions_casing() -> None:
+    """Step Functions' `aws-sdk:*` tasks take and return PascalCase names even where the service's API is
+    camelCase (ECR's `repositoryName` is `RepositoryName` in a definition, `images` is `Images` in the
+    result). moto 5.2 passes them through unconverted, so a definition written for AWS fails there.
+    moto's own task base class has the conversion (used by its optimised integrations); this applies it
+    to aws-sdk tasks too, in this process's server. Idempotent."""
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    cls = aws_sdk.StateTaskServiceAwsSdk
+    if getattr(cls, "_step_functions_casing", False):
+        return
+    original = cls._eval_service_task
+    models: dict[tuple[str, str], Any] = {}
+
+    def operation(task: Any) -> Any:
+        service, action = task._get_boto_service_name(), task.resource.api_action
+        if (service, action) not in models:
+            model = botocore.session.get_session().get_service_model(service)
+            models[(service, action)] = model.operation_model(action[0].upper() + action[1:])
+        return models[(service, action)]
+
+    def evaluate(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> None:
+        op = operation(self)
+        if op.input_shape is not None:
+            self._to_boto_request(normalised_parameters, op.input_shape)
+        original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        if op.output_shape is not None:
+            self._from_boto_response(env.stack[-1], op.output_shape)
+
+    cls._eval_service_task = evaluate
+    cls._step_functions_casing = True
 
 
 def start_emulator() -> Emulator:

@@ -63,7 +63,9 @@ def push_images(clients: Any, repository: str, tags: list[str]) -> list[str]:
                 "size": 7023,
                 "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(),
             },
-            "layers": [],
+            # moto derives an image's digest from its layers: one layer per tag gives each a digest of its own.
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1024,
+                        "digest": "sha256:" + hashlib.sha256(b"layer:" + tag.encode()).hexdigest()}],
         }
         try:
             clients.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)

@@ -120,3 +120,27 @@ def evidence_location(source: str | None) -> str:
 def intake_error_title(err: IntakeError) -> str:
     what = err.detail_type or err.source or "an event"
     return f"Responder could not use {what}"
+
+
+def rollback_lines(incident: Incident) -> list[str]:
+    """The rollback part of a report: the proposal (from which digest to which, when and by which job
+    the target last succeeded, how to decide), or why none is proposed. Empty: not assessed."""
+    advice = incident.rollback
+    if advice is None:
+        return []
+    proposal = advice.proposal
+    if proposal is None:
+        return [f"No rollback proposed: {advice.reason}."]
+    where = f"{proposal.repository}:{proposal.tag}" if proposal.tag else proposal.repository
+    how = "move the tag to it" if proposal.mode == "ecr-retag" else "set the pipeline's image parameter to it"
+    lines = [
+        f"Proposed: roll {where} back from {proposal.from_digest} to {proposal.to_digest} ({how}).",
+        f"The target last succeeded in {proposal.to_training_job} at "
+        f"{proposal.to_completed_at.strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"Approval {proposal.approval_id}: incident-responder approve|reject '{incident.key}'",
+    ]
+    if proposal.approve_url:
+        lines.append(f"Approve (confirmation page): {proposal.approve_url}")
+    if proposal.reject_url:
+        lines.append(f"Reject (confirmation page): {proposal.reject_url}")
+    return lines

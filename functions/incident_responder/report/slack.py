@@ -151,6 +151,7 @@ def render_slack(incident: Incident) -> dict[str, Any]:
             f"• {escape(item.source)}: {escape(item.reason)}" for item in incident.evidence.missing
         )))
 
+    blocks += _rollback_blocks(incident)
     actions, left_out = _link_buttons(incident.links)
     if actions is not None:
         blocks.append(actions)
@@ -165,6 +166,32 @@ def render_slack(incident: Incident) -> dict[str, Any]:
     fallback = (f"3DGS: {common.what_failed(incident)} {common.outcome(incident).lower()}: {verdict} ({confidence})"
                 f" {diagnosis.title}")
     return _finish(blocks, escape(fallback))
+
+
+# action_id of the decision buttons; their value is the short approval id (the token stays server-side).
+APPROVE_ACTION, REJECT_ACTION, UNDO_ACTION = "rollback_approve", "rollback_reject", "rollback_undo"
+
+
+def _rollback_blocks(incident: Incident) -> list[Block]:
+    lines = common.rollback_lines(incident)
+    if not lines:
+        return []
+    proposal = incident.rollback.proposal if incident.rollback else None
+    text = "\n".join(escape(line) for line in lines if not line.startswith(("Approve (", "Reject (")))
+    blocks: list[Block] = [_section("*Rollback*\n" + text)]
+    if proposal is not None:
+        buttons = [
+            ButtonElement(text=PlainTextObject(text="Approve rollback"), action_id=APPROVE_ACTION,
+                          value=proposal.approval_id, style="primary"),
+            ButtonElement(text=PlainTextObject(text="Reject"), action_id=REJECT_ACTION,
+                          value=proposal.approval_id, style="danger"),
+        ]
+        for label, url in (("Approve by link", proposal.approve_url), ("Reject by link", proposal.reject_url)):
+            if url and len(url) <= BUTTON_URL_MAX:
+                buttons.append(ButtonElement(text=PlainTextObject(text=label), url=url,
+                                             action_id=f"open_{label.lower().replace(' ', '_')}"))
+        blocks.append(ActionsBlock(block_id=f"rollback:{proposal.approval_id}", elements=buttons))
+    return blocks
 
 
 def render_follow_up_slack(incident: Incident, added: list[str]) -> dict[str, Any]:

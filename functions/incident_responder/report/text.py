@@ -115,6 +115,10 @@ def render_text(incident: Incident, *, color: bool = False) -> str:
         width = max(len(common.link_label(key)) for key in links)
         out += [f"  {common.link_label(key).ljust(width)}  {url}" for key, url in links.items()]
 
+    rollback = common.rollback_lines(incident)
+    if rollback:
+        out += ["", paint("heading", "Rollback"), *(line for text in rollback for line in _indent(text))]
+
     if incident.evidence.missing:
         out += ["", paint("heading", "Missing evidence")]
         out += [f"  - {item.source}: {item.reason}" for item in incident.evidence.missing]
