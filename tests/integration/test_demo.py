@@ -50,3 +50,14 @@ def test_the_demo_ignores_the_users_aws_profile_and_config(tmp_path, monkeypatch
     code = main(["demo", "--out", str(tmp_path / "out"), "--no-color"], stdout=io.StringIO())
     assert code == 0
     assert os.environ["AWS_PROFILE"] == "does-not-exist"  # restored for the rest of the process
+
+
+def test_a_second_emulator_gives_step_functions_callbacks_back_to_the_first(emulator):
+    # moto's state is per process and its Step Functions integrations call back to MOTO_PORT: after
+    # the demo's own emulator stops, the tests' emulator must be the one called back again.
+    from incident_responder.demo.emulator import start_emulator
+
+    before = os.environ["MOTO_PORT"]
+    with start_emulator() as second:
+        assert os.environ["MOTO_PORT"] == str(second.port) != before
+    assert os.environ["MOTO_PORT"] == before == str(emulator.port)

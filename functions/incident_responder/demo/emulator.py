@@ -27,9 +27,16 @@ class Emulator:
     url: str
     port: int
     _server: Any = field(repr=False)
+    _previous_moto_port: str | None = field(default=None, repr=False)
 
     def stop(self) -> None:
         self._server.stop()
+        # moto's state is per process: another emulator still running here (the tests' one, when
+        # a test runs the demo) must get Step Functions' callbacks again, not this stopped port.
+        if self._previous_moto_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self._previous_moto_port
 
     def __enter__(self) -> "Emulator":
         return self
@@ -137,8 +144,9 @@ def start_emulator() -> Emulator:
     # The server logs every request line to stderr; a report reader needs none of them.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
+    previous = os.environ.get("MOTO_PORT")
     # moto's Step Functions integrations call back to the server on MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    return Emulator(url=f"http://127.0.0.1:{port}", port=port, _server=server)
+    return Emulator(url=f"http://127.0.0.1:{port}", port=port, _server=server, _previous_moto_port=previous)
