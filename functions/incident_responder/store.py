@@ -1,5 +1,5 @@
-"""The incident record in DynamoDB: dedup, deliveries per sink, audit trail, rejected events,
-known-good images.
+"""The incident record in DynamoDB: dedup, deliveries per sink, audit trail, rejected events.
+(The known-good ledger shares the table: rollback/ledger.py.)
 
 One table, partition key `id`; item kinds are told apart by the key's prefix. Powertools'
 idempotency records share the table under their own keys. Every write that can be repeated by a
@@ -17,8 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .intake import KnownGoodImage
-from .models import ImageRef, Incident, IntakeError, Notification
+from .models import Incident, IntakeError, Notification
 
 INTAKE_ERROR_TTL = timedelta(days=30)
 # A sink claimed by an invocation that then died is free again after this long (longer than the
@@ -50,6 +49,20 @@ def _unavailable(action: str, exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"incident table {action} failed ({code})")
 
 
+def _conditional(action: str, write: Any) -> bool:
+    """Run a conditional write: True when it was applied, False when its condition did not hold;
+    any other failure is the store being unavailable."""
+    try:
+        write()
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise _unavailable(action, exc) from None
+    except BotoCoreError as exc:
+        raise _unavailable(action, exc) from None
+
+
 class IncidentStore:
     def __init__(self, dynamodb: Any, table_name: str, *, now: Any = None) -> None:
         self._db = dynamodb
@@ -61,31 +74,26 @@ class IncidentStore:
     def open(self, incident: Incident) -> OpenedIncident:
         """Create the incident's record, or return the existing one with what it has delivered."""
         key = self._key(incident.key)
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "id": key,
-                    "kind": {"S": "incident"},
-                    "created_at": {"S": incident.created_at.isoformat()},
-                    "category": {"S": incident.diagnosis.category.value},
-                    "cause": {"S": incident.diagnosis.cause},
-                    "event_ids": {"SS": [incident.event.event_id]},
-                    "incident": {"S": record_json(incident)},
-                    "deliveries": {"M": {}},
-                    "follow_ups": {"M": {}},
-                    "claims": {"M": {}},
-                    "claimed_at": {"M": {}},
-                    "version": {"N": "1"},
-                },
-                ConditionExpression="attribute_not_exists(id)",
-            )
+        created = _conditional("PutItem", lambda: self._db.put_item(
+            TableName=self._table,
+            Item={
+                "id": key,
+                "kind": {"S": "incident"},
+                "created_at": {"S": incident.created_at.isoformat()},
+                "category": {"S": incident.diagnosis.category.value},
+                "cause": {"S": incident.diagnosis.cause},
+                "event_ids": {"SS": [incident.event.event_id]},
+                "incident": {"S": record_json(incident)},
+                "deliveries": {"M": {}},
+                "follow_ups": {"M": {}},
+                "claims": {"M": {}},
+                "claimed_at": {"M": {}},
+                "version": {"N": "1"},
+            },
+            ConditionExpression="attribute_not_exists(id)",
+        ))
+        if created:
             return OpenedIncident(created=True, incident=incident)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _unavailable("PutItem", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("PutItem", exc) from None
         try:
             item = self._db.update_item(
                 TableName=self._table,
@@ -111,41 +119,27 @@ class IncidentStore:
         A claim is ours again on a retry of the same event (``owner``), and anyone's once stale."""
         now = self._now()
         attribute = "follow_ups" if "|" in entry else "deliveries"
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"id": self._key(incident_key)},
-                UpdateExpression="SET claims.#e = :me, claimed_at.#e = :now",
-                ConditionExpression=(f"attribute_exists(id) AND attribute_not_exists({attribute}.#e) AND "
-                                     "(attribute_not_exists(claims.#e) OR claims.#e = :me OR claimed_at.#e < :stale)"),
-                ExpressionAttributeNames={"#e": entry},
-                ExpressionAttributeValues={":me": {"S": owner}, ":now": {"N": str(int(now.timestamp()))},
-                                           ":stale": {"N": str(int((now - CLAIM_STALE_AFTER).timestamp()))}},
-            )
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise _unavailable("UpdateItem", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("UpdateItem", exc) from None
+        return _conditional("UpdateItem", lambda: self._db.update_item(
+            TableName=self._table,
+            Key={"id": self._key(incident_key)},
+            UpdateExpression="SET claims.#e = :me, claimed_at.#e = :now",
+            ConditionExpression=(f"attribute_exists(id) AND attribute_not_exists({attribute}.#e) AND "
+                                 "(attribute_not_exists(claims.#e) OR claims.#e = :me OR claimed_at.#e < :stale)"),
+            ExpressionAttributeNames={"#e": entry},
+            ExpressionAttributeValues={":me": {"S": owner}, ":now": {"N": str(int(now.timestamp()))},
+                                       ":stale": {"N": str(int((now - CLAIM_STALE_AFTER).timestamp()))}},
+        ))
 
     def release(self, incident_key: str, entry: str, *, owner: str) -> None:
         """Give a claim back after a failed send, so that the next attempt by anyone may deliver."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"id": self._key(incident_key)},
-                UpdateExpression="REMOVE claims.#e, claimed_at.#e",
-                ConditionExpression="claims.#e = :me",
-                ExpressionAttributeNames={"#e": entry},
-                ExpressionAttributeValues={":me": {"S": owner}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _unavailable("UpdateItem", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("UpdateItem", exc) from None
+        _conditional("UpdateItem", lambda: self._db.update_item(
+            TableName=self._table,
+            Key={"id": self._key(incident_key)},
+            UpdateExpression="REMOVE claims.#e, claimed_at.#e",
+            ConditionExpression="claims.#e = :me",
+            ExpressionAttributeNames={"#e": entry},
+            ExpressionAttributeValues={":me": {"S": owner}},
+        ))
 
     def record_delivery(self, incident_key: str, notification: Notification, *, event_id: str) -> None:
         """Record one sink's successful alert (or follow-up for ``event_id``). Idempotent."""
@@ -168,23 +162,15 @@ class IncidentStore:
     def update_incident(self, incident: Incident, *, version: int) -> bool:
         """Replace the stored incident (an enrichment) if it is still at ``version``; its deliveries
         are kept. False: another invocation enriched it first (read it again and merge)."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={"id": self._key(incident.key)},
-                UpdateExpression="SET incident = :i, version = :next ADD event_ids :e",
-                ExpressionAttributeValues={":i": {"S": record_json(incident)},
-                                           ":e": {"SS": list(incident.linked_event_ids)},
-                                           ":v": {"N": str(version)}, ":next": {"N": str(version + 1)}},
-                ConditionExpression="attribute_exists(id) AND version = :v",
-            )
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise _unavailable("UpdateItem", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("UpdateItem", exc) from None
+        return _conditional("UpdateItem", lambda: self._db.update_item(
+            TableName=self._table,
+            Key={"id": self._key(incident.key)},
+            UpdateExpression="SET incident = :i, version = :next ADD event_ids :e",
+            ExpressionAttributeValues={":i": {"S": record_json(incident)},
+                                       ":e": {"SS": list(incident.linked_event_ids)},
+                                       ":v": {"N": str(version)}, ":next": {"N": str(version + 1)}},
+            ConditionExpression="attribute_exists(id) AND version = :v",
+        ))
 
     def count_attempt(self, event_id: str) -> int:
         """How many times this event has been handled, this time included (for bounded waits on a join)."""
@@ -221,29 +207,6 @@ class IncidentStore:
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable("PutItem", exc) from None
         return key
-
-    def record_known_good(self, image: KnownGoodImage) -> None:
-        """The newest completed image per repository: the rollback target of a later issue."""
-        repository = ImageRef.parse(image.image_uri).repository or image.image_uri
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    "id": {"S": f"known-good#{image.region}#{repository}"},
-                    "kind": {"S": "known_good"},
-                    "image_uri": {"S": image.image_uri},
-                    "training_job_name": {"S": image.training_job_name},
-                    "completed_at": {"S": image.completed_at.isoformat()},
-                },
-                # Events can arrive out of order: never replace a newer known-good image.
-                ConditionExpression="attribute_not_exists(id) OR completed_at < :t",
-                ExpressionAttributeValues={":t": {"S": image.completed_at.isoformat()}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _unavailable("PutItem", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("PutItem", exc) from None
 
     @staticmethod
     def _key(incident_key: str) -> dict[str, str]:

@@ -7,9 +7,7 @@ answer."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import uuid
 
 import pytest
@@ -28,16 +26,6 @@ def _all_text(cases) -> list[str]:
     return [line for case in cases for line in case.text.splitlines()]
 
 
-@pytest.fixture
-def responder_logs(deployed_responder):
-    import incident_responder.handlers.triage as module
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(module.logger.registered_formatter)
-    module.logger._logger.addHandler(handler)
-    yield stream
-    module.logger._logger.removeHandler(handler)
 
 
 def _leaky_job(aws_clients, emulator) -> dict:

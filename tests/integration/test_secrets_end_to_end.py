@@ -3,9 +3,7 @@ not Slack, not SNS, not the CLI's stdout, not the incident record, not the respo
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import uuid
 
 import pytest
@@ -40,17 +38,6 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in all_secret_substrings() if secret in text]
 
 
-@pytest.fixture
-def responder_logs(deployed_responder):
-    """What the responder's own Powertools Logger writes, through its own formatter."""
-    import incident_responder.handlers.triage as module
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(module.logger.registered_formatter)
-    module.logger._logger.addHandler(handler)
-    yield stream
-    module.logger._logger.removeHandler(handler)
 
 
 def test_no_secret_in_a_training_log_reaches_any_sink(deployed_responder, responder_logs, aws_clients,

@@ -61,3 +61,19 @@ def deployed_responder(aws_clients, emulator, slack_receiver, monkeypatch) -> De
 
     module = importlib.reload(module)  # module-level config is read at cold start
     return DeployedResponder(module.handler, table, topic_arn, queue_url, aws_clients)
+
+
+@pytest.fixture
+def responder_logs(deployed_responder):
+    """What the responder's own Powertools Logger writes, through its own (redacting) formatter."""
+    import io
+    import logging
+
+    import incident_responder.handlers.triage as module
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(module.logger.registered_formatter)
+    module.logger._logger.addHandler(handler)
+    yield stream
+    module.logger._logger.removeHandler(handler)

@@ -96,16 +96,20 @@ def _shade(points: torch.Tensor, normals: torch.Tensor, albedo: torch.Tensor) ->
 
 def trace(origins: torch.Tensor, dirs: torch.Tensor, prim: Primitives) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour [R, 3] and hit point [R, 3] of each ray (every ray hits: the room encloses the scene)."""
-    R = dirs.shape[0]
-    dev = dirs.device
-    best_t = torch.full((R,), float("inf"), device=dev)
-    kind = torch.zeros(R, dtype=torch.long, device=dev)  # 0 room, 1 floor, 2 sphere, 3 box
-    index = torch.zeros(R, dtype=torch.long, device=dev)
-    # room: inside of a sphere centred at the origin (radius ROOM_RADIUS); always hit from inside
+    best_t, kind, index = _nearest_hits(origins, dirs, prim, ROOM_RADIUS)
+    p = origins + dirs * best_t[:, None]
+    return surface_colour(p, kind, index, prim), p
+
+
+def _nearest_hits(origins: torch.Tensor, dirs: torch.Tensor, prim: Primitives, enclosing_radius: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distance, kind and index of each ray's nearest hit among the enclosing sphere (kind 0, always
+    hit from inside), the ground z = 0 (1), the spheres (2) and the boxes (3)."""
     b = (origins * dirs).sum(-1)
-    c = (origins * origins).sum(-1) - ROOM_RADIUS**2
+    c = (origins * origins).sum(-1) - enclosing_radius**2
     best_t = -b + torch.sqrt((b * b - c).clamp_min(0))
-    # floor z = 0
+    kind = torch.zeros(dirs.shape[0], dtype=torch.long, device=dirs.device)
+    index = torch.zeros_like(kind)
     t_floor = -origins[:, 2] / dirs[:, 2]
     hit = (dirs[:, 2] < 0) & (t_floor > 1e-4) & (t_floor < best_t)
     best_t = torch.where(hit, t_floor, best_t)
@@ -130,8 +134,7 @@ def trace(origins: torch.Tensor, dirs: torch.Tensor, prim: Primitives) -> tuple[
         best_t = torch.where(hit, t_near, best_t)
         kind = torch.where(hit, 3, kind)
         index = torch.where(hit, k, index)
-    p = origins + dirs * best_t[:, None]
-    return surface_colour(p, kind, index, prim), p
+    return best_t, kind, index
 
 
 def surface_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, prim: Primitives) -> torch.Tensor:
@@ -257,35 +260,7 @@ def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL) -> OutdoorScene:
 def trace_outdoor(origins: torch.Tensor, dirs: torch.Tensor, scene: OutdoorScene) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour [R, 3] and hit point [R, 3] of each ray (every ray hits: the far sphere encloses the scene)."""
     prim = scene.prim
-    b = (origins * dirs).sum(-1)
-    c = (origins * origins).sum(-1) - FAR_RADIUS**2
-    best_t = -b + torch.sqrt((b * b - c).clamp_min(0))
-    kind = torch.zeros(dirs.shape[0], dtype=torch.long, device=dirs.device)  # 0 far, 1 ground, 2 sphere, 3 box
-    index = torch.zeros_like(kind)
-    t_floor = -origins[:, 2] / dirs[:, 2]
-    hit = (dirs[:, 2] < 0) & (t_floor > 1e-4) & (t_floor < best_t)
-    best_t = torch.where(hit, t_floor, best_t)
-    kind = torch.where(hit, 1, kind)
-    for s in range(prim.sphere_c.shape[0]):
-        oc = origins - prim.sphere_c[s]
-        b = (oc * dirs).sum(-1)
-        c = (oc * oc).sum(-1) - prim.sphere_r[s] ** 2
-        disc = b * b - c
-        t = -b - torch.sqrt(disc.clamp_min(0))
-        hit = (disc > 0) & (t > 1e-4) & (t < best_t)
-        best_t = torch.where(hit, t, best_t)
-        kind = torch.where(hit, 2, kind)
-        index = torch.where(hit, s, index)
-    inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
-    for k in range(prim.box_min.shape[0]):
-        t0 = (prim.box_min[k] - origins) * inv
-        t1 = (prim.box_max[k] - origins) * inv
-        t_near = torch.minimum(t0, t1).amax(-1)
-        t_far = torch.maximum(t0, t1).amin(-1)
-        hit = (t_near < t_far) & (t_near > 1e-4) & (t_near < best_t)
-        best_t = torch.where(hit, t_near, best_t)
-        kind = torch.where(hit, 3, kind)
-        index = torch.where(hit, k, index)
+    best_t, kind, index = _nearest_hits(origins, dirs, prim, FAR_RADIUS)
     p = origins + dirs * best_t[:, None]
     return outdoor_colour(p, kind, index, scene), p
 
