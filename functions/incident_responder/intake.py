@@ -166,7 +166,8 @@ def _from_sagemaker(event: SageMakerTrainingJobStateChange) -> Intake:
             return Ignored(event_id=event.id, reason="completed job has no TrainingImage")
         return KnownGoodImage(
             event_id=event.id,
-            training_job_name=detail.TrainingJobName,
+            # The ledger keeps it: redacted here, the known-good path's boundary (a failure's is triage's).
+            training_job_name=redact(detail.TrainingJobName),
             image_uri=image,
             region=event.region,
             completed_at=detail.TrainingEndTime or event.time,

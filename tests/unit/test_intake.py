@@ -135,3 +135,11 @@ def test_a_deeply_nested_event_is_an_intake_error_not_a_crash():
     raw["detail"]["HyperParameters"] = nested
     error = parse_event(raw)
     assert isinstance(error, IntakeError) and error.errors
+
+
+def test_a_secret_in_a_completed_jobs_name_never_reaches_the_known_good_ledger():
+    raw = load_event("sagemaker-training-job-completed.json")
+    secret = "AKIA" + "K" * 16
+    raw["detail"]["TrainingJobName"] = f"3dgs-{secret}"
+    image = parse_event(raw)
+    assert isinstance(image, KnownGoodImage) and secret not in image.model_dump_json()
