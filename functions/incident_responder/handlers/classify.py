@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..classify import classify, load_catalog
+from ..classify.fallback import load_model as load_fallback_model
 from ..classify.schema import TEMPLATE_NAMES
 from ..redact import redact
 
 # Parse and compile the rules in Lambda's init phase, not in the first invocation.
 load_catalog()
+load_fallback_model()
 
 _SHAPE = 'e.g. {"log": "Traceback ...", "names": {"job_name": "..."}}'
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..classify import load_catalog
+from ..classify.fallback import load_model as load_fallback_model
 from ..delivery import DeliveryIncomplete, JoinPending, monotonic_deadline
 from ..redact import RedactingFormatter
 from ..respond import Runtime, handle_event
@@ -59,8 +60,10 @@ _idempotency = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=
 _persistence = FailOpenPersistenceLayer(table_name=settings.incident_table or "incidents")
 _runtime: Runtime | None = None
 _context: LambdaContext | None = None
-# Parsing and compiling the rules takes ~100 ms: pay it in Lambda's init phase, not in the first incident.
+# Parsing and compiling the rules (~100 ms) and the fallback model (~3 ms): paid in Lambda's init
+# phase, not in the first incident.
 load_catalog()
+load_fallback_model()
 
 
 def _seconds_left() -> float | None:
