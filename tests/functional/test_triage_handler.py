@@ -29,6 +29,12 @@ EXPECTED = {
     "stepfunctions-execution-failed": ("reported", "entry_point"),
     "stepfunctions-execution-timed-out": ("reported", "unknown"),
     "unrelated-ec2-state-change": ("intake_error", None),
+    # Issue 13's build and deploy sources: today's responder handles neither GitHub's webhook payload
+    # (no EventBridge envelope) nor CodeBuild/CloudFormation events. Issue 13 changes these lines.
+    "github-workflow-run-failure": ("intake_error", None),
+    "github-workflow-run-startup-failure": ("intake_error", None),
+    "codebuild-build-failed": ("intake_error", None),
+    "cloudformation-stack-status-change-failed": ("intake_error", None),
 }
 
 
