@@ -26,6 +26,11 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml")) + sorted(
 )
 BUILD_WORKFLOW = REPO / ".github" / "workflows" / "build-training-image.yml"
 DOCKERFILE = REPO / "training" / "Dockerfile"
+# Composite actions: actionlint reads their metadata only through a workflow that uses them by
+# local path (triage-failed-run.yml does), and never their run blocks: shellcheck sees those below.
+ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
+TRIAGE_ACTION = REPO / ".github" / "actions" / "triage-failed-run" / "action.yml"
+TRIAGE_WORKFLOW = REPO / ".github" / "workflows" / "triage-failed-run.yml"
 
 
 def _tool(name: str) -> str:
@@ -95,7 +100,8 @@ def credential_problems(workflow: dict[str, Any]) -> list[str]:
 
 def test_there_are_workflows_to_check():
     names = {p.name for p in WORKFLOWS}
-    assert {"build-training-image.yml", "deploy-responder.yml"} <= names, names
+    assert {"build-training-image.yml", "deploy-responder.yml", "triage-failed-run.yml"} <= names, names
+    assert TRIAGE_ACTION in ACTIONS, ACTIONS
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
@@ -282,3 +288,103 @@ def test_deploy_runs_the_readme_test_command_before_it_deploys():
     tests = next(i for i, run in enumerate(runs) if run.startswith("make test"))
     deploy = next(i for i, run in enumerate(runs) if "sam deploy" in run)
     assert tests < deploy
+
+
+def _action_steps(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [("runs", step) for step in _load(path)["runs"].get("steps") or []]
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda p: p.parent.name)
+def test_composite_action_run_blocks_pass_shellcheck(action: Path):
+    runs = [step for _, step in _action_steps(action) if "run" in step]
+    assert runs, f"{action} has no run block to check"
+    for step in runs:
+        assert step.get("shell") == "bash", f"{step.get('name')!r}: composite run steps need shell: bash"
+        # Values reach the script through env, never pasted in by ${{ }} (script injection, quoting).
+        assert "${{" not in step["run"], f"{step.get('name')!r} expands an expression inside its script"
+        result = subprocess.run([_tool("shellcheck"), "--shell=bash", "--severity=style", "-"], input=step["run"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"shellcheck rejects {step.get('name')!r}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda p: p.parent.name)
+def test_no_heredoc_in_any_composite_action_run_block(action: Path):
+    assert heredocs_in_run_blocks({"jobs": {"runs": {"steps": [s for _, s in _action_steps(action)]}}}) == []
+
+
+def test_shellcheck_check_catches_an_unquoted_variable():
+    result = subprocess.run([_tool("shellcheck"), "--shell=bash", "--severity=style", "-"],
+                            input='rm -rf $RUNNER_TEMP/x\n', capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "SC2086" in result.stdout
+
+
+def test_actionlint_reads_the_triage_actions_inputs_through_its_workflow(tmp_path: Path):
+    # The check above is only worth having if actionlint really resolves the local action:
+    # an input the action does not declare must be refused.
+    broken = TRIAGE_WORKFLOW.read_text().replace(
+        "- uses: ./.github/actions/triage-failed-run",
+        "- uses: ./.github/actions/triage-failed-run\n        with:\n          no-such-input: x",
+    )
+    assert broken != TRIAGE_WORKFLOW.read_text()
+    # A copy of the action and the workflow in a scratch project: nothing is written into the checkout.
+    (tmp_path / ".git").mkdir()
+    shutil.copytree(TRIAGE_ACTION.parent, tmp_path / ".github" / "actions" / TRIAGE_ACTION.parent.name)
+    (tmp_path / ".github" / "workflows").mkdir()
+    probe = tmp_path / ".github" / "workflows" / TRIAGE_WORKFLOW.name
+    probe.write_text(broken)
+    result = subprocess.run([_tool("actionlint"), "-no-color", "-oneline", str(probe)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode != 0 and 'input "no-such-input" is not defined' in result.stdout, result.stdout
+
+
+def test_triage_workflow_reads_only_and_uses_no_secret():
+    workflow = _load(TRIAGE_WORKFLOW)
+    assert workflow["permissions"] == {"actions": "read", "contents": "read"}
+    assert "secrets." not in TRIAGE_WORKFLOW.read_text() + TRIAGE_ACTION.read_text()
+    triage = workflow["jobs"]["triage"]
+    assert "github.event.workflow_run.conclusion == 'failure'" in triage["if"]
+    assert "permissions" not in triage
+
+
+def test_triage_workflow_watches_workflows_that_exist():
+    # yaml reads `on` as True.
+    watched = set(_load(TRIAGE_WORKFLOW)[True]["workflow_run"]["workflows"])
+    names = {_load(path)["name"] for path in WORKFLOWS if path != TRIAGE_WORKFLOW}
+    assert watched and watched <= names, watched - names
+
+
+def test_triage_action_installs_this_project_on_python_312():
+    steps = [s for _, s in _action_steps(TRIAGE_ACTION)]
+    setup = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
+    assert setup["with"]["python-version"] == "3.12"
+    install = next(s for s in steps if "pip install" in s.get("run", ""))
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert '"${ACTION_PATH}/../../.."' in install["run"]
+    assert (TRIAGE_ACTION.parent / "../../../pyproject.toml").resolve() == REPO / "pyproject.toml"
+
+
+def test_triage_action_bounds_every_download():
+    run = next(s["run"] for _, s in _action_steps(TRIAGE_ACTION) if "actions/jobs/" in s.get("run", ""))
+    assert run.count("--max-filesize") == 2
+    assert 'tail -c "${MAX_LOG}"' in run
+    assert "--location-trusted" not in run
+
+
+def _readme_caller_snippet() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Triage a failed GitHub Actions run without deploying anything", 1)[1]
+    match = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert match, "the README's triage section has no yaml caller snippet"
+    return match.group(1)
+
+
+def test_the_readmes_caller_snippet_passes_actionlint(tmp_path: Path):
+    snippet = _readme_caller_snippet()
+    assert "/.github/actions/triage-failed-run@" in snippet
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "triage.yml").write_text(snippet)
+    result = subprocess.run([_tool("actionlint"), "-no-color", "-oneline", str(workflows / "triage.yml")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _load(snippet)["permissions"] == {"actions": "read", "contents": "read"}
