@@ -99,10 +99,17 @@ _NOT_SECRET_HEADS = frozenset({
 })
 
 
+# Tokens that are not credentials: AWS's pagination, idempotency and request tokens
+# (NextToken, client-request-token, ClientRequestToken, ContinuationToken, ChangeToken).
+_NOT_SECRET_TOKENS = frozenset({"next", "request", "continuation", "pagination", "page", "idempotency", "change"})
+
+
 @lru_cache(maxsize=4096)
 def _secret_name(name: str) -> bool:
     parts = _name_parts(name.strip("\\\"' "))
     if not parts or parts[-1] in _NOT_SECRET_HEADS:
+        return False
+    if len(parts) >= 2 and parts[-1] == "token" and parts[-2] in _NOT_SECRET_TOKENS:
         return False
     if any(p in _SECRET_WORDS for p in parts):
         return True
@@ -162,6 +169,9 @@ def _random_value(match: Any) -> str:
     value = match.group("value")
     if _UUID_SHAPE(value):  # a request id, not a secret
         return match.group(0)
+    before = match.string[max(0, match.start() - 24):match.start()].rstrip("-_. ").lower()
+    if match.group("lead").lower().startswith("token") and before.endswith(tuple(_NOT_SECRET_TOKENS)):
+        return match.group(0)  # NextToken, client-request-token: AWS's pagination/request tokens
     classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
     if classes >= 2 and _entropy(value) >= 3.5:
         return match.group("lead") + _marker("high_entropy_secret")

@@ -146,3 +146,20 @@ def test_a_truncated_key_block_does_not_swallow_the_error_after_it(as_lines: boo
     out = redact_lines(lines) if as_lines else redact("\n".join(lines)).splitlines()
     assert error in out
     assert not any(part in "\n".join(out) for part in body)
+
+
+@pytest.mark.parametrize("line", [
+    '"client-request-token": "Console-CreateStack-7f59c3cf-00d2-40c7-b2ff-e75db0987002"',
+    '"ClientRequestToken": "abc-Console-zz99887766aaBBcc"',
+    "NextToken=AAAAAbbbbbCCCCCdddddEEEEE12345",
+    '"ContinuationToken": "1Zk3mQ9pL2vT8xR4nW7yB1cH6jD0sF5gA"',
+])
+def test_aws_request_and_pagination_tokens_are_not_secrets(line):
+    # CloudFormation's stack events carry client-request-token; list APIs page with NextToken.
+    assert redact(line) == line
+
+
+@pytest.mark.parametrize("line", ["refresh_token=Zk3mQ9pL2vT8xR4nW7yB1cH6jD0sF5gA",
+                                  "auth token is Zk3mQ9pL2vT8xR4nW7yB1cH6jD0sF5gA"])
+def test_other_tokens_still_are(line):
+    assert "Zk3mQ9pL2vT8xR4nW7yB" not in redact(line)
