@@ -79,16 +79,13 @@ def deliver(incident: Incident, delivery: Delivery) -> Delivered:
     alert_sinks = [sink for sink in delivery.sinks if sink.name not in done]
     follow_up_sinks = [sink for sink in delivery.sinks if sink.name in done and added
                        and follow_up_key(owner, sink.name) not in follow_ups_done]
-    claimed_elsewhere = 0
     if recording:
         # Another invocation handling the same incident right now (the job's and the pipeline's
         # events arrive together) must not send too: each delivery is claimed before it is sent.
         try:
-            wanted = len(alert_sinks)
             alert_sinks = [s for s in alert_sinks if store.claim(incident.key, s.name, owner=owner)]
             follow_up_sinks = [s for s in follow_up_sinks
                                if store.claim(incident.key, follow_up_key(owner, s.name), owner=owner)]
-            claimed_elsewhere = wanted - len(alert_sinks)
         except StoreUnavailable:
             recording = False
 
@@ -120,8 +117,6 @@ def deliver(incident: Incident, delivery: Delivery) -> Delivered:
         delivery.unrecorded.pop(incident.key, None)
 
     outcome = "reported" if alert_sinks else ("enriched" if added else "duplicate")
-    if not alert_sinks and not added and claimed_elsewhere:
-        outcome = "duplicate"
     result = Delivered(outcome, target.model_copy(update={"notifications": notifications}), notifications, added)
     failures = [n for n in notifications if not n.ok]
     if failures:
