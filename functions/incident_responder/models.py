@@ -40,10 +40,13 @@ class _Frozen(BaseModel):
 # ---------------------------------------------------------------- intake
 
 
-class FailureEvent(_Frozen):
-    """"A pipeline run failed", built from either AWS event (see intake.py)."""
+Source = Literal["sagemaker", "stepfunctions", "codebuild", "cloudformation", "github"]
 
-    source: Literal["sagemaker", "stepfunctions"]
+
+class FailureEvent(_Frozen):
+    """"Something in the pipeline failed", built from any source's event (intake.py, github/)."""
+
+    source: Source
     event_id: str
     region: str
     account: str | None = None
@@ -56,6 +59,22 @@ class FailureEvent(_Frozen):
     failure_reason: str | None = Field(None, description="FailureReason or the execution's error/cause")
     image_uri: str | None = None
     secondary_status: str | None = None
+    # CodeBuild: the build (its ARN is the build id) and where its log is.
+    build_arn: str | None = None
+    project_name: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+    # CloudFormation (and CDK, which deploys through it): the stack.
+    stack_id: str | None = None
+    # GitHub Actions: the workflow run.
+    repository: str | None = Field(None, description="owner/name")
+    workflow_path: str | None = None
+    workflow_name: str | None = None
+    run_id: int | None = None
+    run_attempt: int | None = None
+    run_url: str | None = None
+    head_sha: str | None = None
+    head_branch: str | None = None
 
     @property
     def subject_name(self) -> str:
@@ -64,7 +83,19 @@ class FailureEvent(_Frozen):
             return self.training_job_name
         if self.execution_arn:
             return self.execution_arn.rsplit(":", 1)[-1]
+        if self.build_arn:
+            return self.build_arn.rsplit("/", 1)[-1]
+        if self.stack_id:
+            return stack_name(self.stack_id)
+        if self.repository and self.run_id:
+            return f"{self.repository} run {self.run_id}"
         return self.event_id
+
+
+def stack_name(stack_id: str) -> str:
+    """arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid> -> <name> (a bare name stays)."""
+    parts = stack_id.split(":", 5)[-1].split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == "stack" else stack_id
 
 
 # ---------------------------------------------------------------- subject
@@ -121,10 +152,31 @@ class Subject(_Frozen):
     log_group: str | None = None
     log_streams: list[str] = []
     image: ImageRef | None = None
+    build_arn: str | None = None
+    project_name: str | None = None
+    stack_id: str | None = None
+    operation: str | None = Field(None, description="the stack operation (deployment) that failed: the id of "
+                                                    "its 'User Initiated' stack event")
+    failed_resource: str | None = Field(None, description="logical id of the stack's first failed resource")
+    repository: str | None = None
+    workflow_path: str | None = None
+    run_id: int | None = None
+    run_attempt: int | None = None
+    run_url: str | None = None
+    head_sha: str | None = None
 
     @property
     def execution_name(self) -> str | None:
         return self.execution_arn.rsplit(":", 1)[-1] if self.execution_arn else None
+
+    @property
+    def build_id(self) -> str | None:
+        """<project>:<uuid>, as CodeBuild's console and CLI name a build."""
+        return self.build_arn.split(":build/", 1)[-1] if self.build_arn else None
+
+    @property
+    def stack_name(self) -> str | None:
+        return stack_name(self.stack_id) if self.stack_id else None
 
     def identities(self) -> list[str]:
         """The names this failure is known by, most specific first; the incident key is the first."""
@@ -133,6 +185,14 @@ class Subject(_Frozen):
             found.append(f"training-job:{self.region}:{self.training_job_name}")
         if self.execution_arn:
             found.append(f"execution:{self.execution_arn}")
+        if self.build_arn:
+            found.append(f"codebuild-build:{self.build_arn}")
+        if self.stack_id:
+            # A failed deployment sends several status changes (UPDATE_ROLLBACK_IN_PROGRESS, then
+            # _COMPLETE): one incident per operation, not per status.
+            found.append(f"stack:{self.stack_id}" + (f"#{self.operation}" if self.operation else ""))
+        if self.repository and self.run_id:
+            found.append(f"github-run:{self.repository}:{self.run_id}:{self.run_attempt or 1}")
         return found
 
     def template_names(self) -> dict[str, str]:
@@ -148,6 +208,13 @@ class Subject(_Frozen):
             "image_uri": self.image.uri if self.image else None,
             "repository": self.image.repository if self.image else None,
             "image_tag": self.image.tag if self.image else None,
+            "build_id": self.build_id,
+            "project_name": self.project_name,
+            "stack_name": self.stack_name,
+            "failed_resource": self.failed_resource,
+            "repository": self.repository,
+            "run_id": str(self.run_id) if self.run_id else None,
+            "workflow_path": self.workflow_path,
         }
         return {key: value for key, value in names.items() if value}
 
@@ -166,7 +233,7 @@ class Subject(_Frozen):
         """What ``other`` adds to this subject, as labelled facts (empty: nothing new)."""
         labels = {"training_job_name": "training job", "execution_arn": "pipeline execution",
                   "state_machine_arn": "state machine", "failed_state": "failed state",
-                  "log_streams": "log streams", "image": "image"}
+                  "log_streams": "log streams", "image": "image", "failed_resource": "failed resource"}
         added = []
         for name, label in labels.items():
             mine, theirs = getattr(self, name), getattr(other, name)
@@ -241,12 +308,76 @@ class ImageEvidence(_Frozen):
     size_bytes: int | None = None
 
 
+class BuildEvidence(_Frozen):
+    """BatchGetBuilds: the failed phase and CodeBuild's own words for it."""
+
+    arn: str
+    project: str | None = None
+    number: int | None = None
+    status: str | None = None
+    failed_phase: str | None = None
+    phase_context: list[str] = Field([], description="the failed phase's contexts (CodeBuild's error messages)")
+    source_version: str | None = None
+    initiator: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+
+
+class StackResourceFailure(_Frozen):
+    logical_id: str
+    resource_type: str | None = None
+    physical_id: str | None = None
+    status: str
+    reason: str | None = None
+    timestamp: datetime | None = None
+
+
+class StackEvidence(_Frozen):
+    """DescribeStackEvents: the failed operation's first failed resource, not the cascade after it."""
+
+    stack_id: str
+    stack_name: str
+    status: str | None = None
+    status_reason: str | None = None
+    operation: str | None = Field(None, description="the event id of the operation's 'User Initiated' event")
+    operation_started_at: datetime | None = None
+    first_failure: StackResourceFailure | None = None
+    failed_resources: int = Field(0, description="resources that failed in this operation (the cascade included)")
+    events_read: int = 0
+
+
+class FailedJob(_Frozen):
+    id: int
+    name: str
+    html_url: str | None = None
+    failed_step: str | None = None
+    failed_step_number: int | None = None
+
+
+class WorkflowRunEvidence(_Frozen):
+    """GitHub's REST API: the run's failed jobs and steps, or why the workflow could not start."""
+
+    repository: str
+    run_id: int
+    run_attempt: int = 1
+    workflow_path: str | None = None
+    workflow_name: str | None = None
+    conclusion: str | None = None
+    html_url: str | None = None
+    failed_jobs: list[FailedJob] = []
+    startup_error: list[str] = Field([], description="why the workflow file could not be used, in GitHub's words, "
+                                                     "with the file and line")
+
+
 class Evidence(_Frozen):
     subject: Subject
     training_job: TrainingJobEvidence | None = None
     logs: LogEvidence | None = None
     execution: ExecutionEvidence | None = None
     image: ImageEvidence | None = None
+    build: BuildEvidence | None = None
+    stack: StackEvidence | None = None
+    workflow_run: WorkflowRunEvidence | None = None
     missing: list[Missing] = []
     api_calls: int = 0
     aws_failures: int = Field(0, description="AWS calls that failed (each is also a Missing item)")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from .delivery import Delivery, deliver, deliver_intake_error
 from .evidence import GatherSettings
 from .intake import Ignored, KnownGoodImage, parse_event
-from .models import Incident, IntakeError, Notification
+from .models import FailureEvent, Incident, IntakeError, Notification
 from .store import StoreUnavailable
 from .triage import triage
 
@@ -77,7 +77,12 @@ def _handle(raw: Any, runtime: Runtime) -> Outcome:
         return Outcome(outcome="known_good_recorded", event_id=parsed.event_id,
                        detail=f"{entry.repository}@{entry.digest} from {parsed.training_job_name} "
                               f"(protected as {entry.protect_tag})")
-    incident = triage(parsed, runtime.clients, runtime.gather_settings, sleep=runtime.sleep)
+    return handle_failure(parsed, runtime)
+
+
+def handle_failure(event: FailureEvent, runtime: Runtime) -> Outcome:
+    """Triage and deliver a failure that has passed intake (an AWS event's, or a verified webhook's)."""
+    incident = triage(event, runtime.clients, runtime.gather_settings, sleep=runtime.sleep)
     if runtime.rollback is not None:
         incident = runtime.rollback.advise(incident)
     delivered = deliver(incident, runtime.delivery)
@@ -101,4 +106,4 @@ def _handle(raw: Any, runtime: Runtime) -> Outcome:
     )
 
 
-__all__ = ["Outcome", "Runtime", "StoreUnavailable", "handle_event"]
+__all__ = ["Outcome", "Runtime", "StoreUnavailable", "handle_event", "handle_failure"]

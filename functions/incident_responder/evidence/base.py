@@ -8,12 +8,15 @@ from typing import Any, Callable, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..models import (
+    BuildEvidence,
     ExecutionEvidence,
     FailureEvent,
     ImageEvidence,
     LogEvidence,
     Missing,
+    StackEvidence,
     TrainingJobEvidence,
+    WorkflowRunEvidence,
 )
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -44,6 +47,9 @@ class GatherState:
     logs: LogEvidence | None = None
     execution: ExecutionEvidence | None = None
     image: ImageEvidence | None = None
+    build: BuildEvidence | None = None
+    stack: StackEvidence | None = None
+    workflow_run: WorkflowRunEvidence | None = None
     missing: list[Missing] = field(default_factory=list)
     aws_failures: int = 0
     unresolved: str | None = None
