@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable
 
-SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb")
+SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb", "codebuild",
+            "cloudformation")
 
 
 class CallCounter:

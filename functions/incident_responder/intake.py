@@ -20,8 +20,13 @@ from .redact import redact
 
 SAGEMAKER_DETAIL_TYPE = "SageMaker Training Job State Change"
 STEPFUNCTIONS_DETAIL_TYPE = "Step Functions Execution Status Change"
-HANDLED = {SAGEMAKER_DETAIL_TYPE: "aws.sagemaker", STEPFUNCTIONS_DETAIL_TYPE: "aws.states"}
+CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
+CLOUDFORMATION_DETAIL_TYPE = "CloudFormation Stack Status Change"
+HANDLED = {SAGEMAKER_DETAIL_TYPE: "aws.sagemaker", STEPFUNCTIONS_DETAIL_TYPE: "aws.states",
+           CODEBUILD_DETAIL_TYPE: "aws.codebuild", CLOUDFORMATION_DETAIL_TYPE: "aws.cloudformation"}
 FAILED_EXECUTION_STATUSES = {"FAILED", "TIMED_OUT", "ABORTED"}
+# STOPPED is a person's decision, not a failure.
+FAILED_BUILD_STATUSES = {"FAILED", "FAULT", "TIMED_OUT"}
 RAW_EXCERPT_BYTES = 2048
 ERROR_LINE_CHARS = 600
 # AWS caps FailureReason at 1,024 characters and a Step Functions cause at 32,768; a larger value is
@@ -104,6 +109,64 @@ class StepFunctionsExecutionStatusChange(EventBridgeModel):
     detail: StepFunctionsExecutionDetail
 
 
+class CodeBuildLogs(_AwsDetail):
+    group_name: str | None = Field(None, alias="group-name")
+    stream_name: str | None = Field(None, alias="stream-name")
+    deep_link: str | None = Field(None, alias="deep-link")
+
+
+class CodeBuildPhase(_AwsDetail):
+    phase_type: str | None = Field(None, alias="phase-type")
+    phase_status: str | None = Field(None, alias="phase-status")
+    phase_context: list[str] = Field([], alias="phase-context")
+
+
+class CodeBuildAdditionalInformation(_AwsDetail):
+    logs: CodeBuildLogs | None = None
+    phases: list[CodeBuildPhase] = []
+    source_version: str | None = Field(None, alias="source-version")
+    initiator: str | None = None
+
+
+class CodeBuildBuildDetail(_AwsDetail):
+    build_status: Literal["IN_PROGRESS", "SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"] = Field(
+        alias="build-status")
+    project_name: str = Field(alias="project-name", min_length=2, max_length=255)
+    build_id: str = Field(alias="build-id", pattern=r"^arn:aws[a-z-]*:codebuild:[^:]+:\d{12}:build/[^:]+:.+$")
+    additional_information: CodeBuildAdditionalInformation | None = Field(None, alias="additional-information")
+
+
+class CodeBuildBuildStateChange(EventBridgeModel):
+    model_config = _LAZY
+    detail_type: Literal["CodeBuild Build State Change"] = Field(alias="detail-type")
+    source: Literal["aws.codebuild"]
+    detail: CodeBuildBuildDetail
+
+
+class CloudFormationStatusDetails(_AwsDetail):
+    status: str = Field(pattern=r"^[A-Z_]+$")
+    status_reason: str | None = Field(None, alias="status-reason")
+
+
+class CloudFormationStackDetail(_AwsDetail):
+    stack_id: str = Field(alias="stack-id", pattern=r"^arn:aws[a-z-]*:cloudformation:[^:]+:\d{12}:stack/[^/]+/.+$")
+    status_details: CloudFormationStatusDetails = Field(alias="status-details")
+    client_request_token: str | None = Field(None, alias="client-request-token")
+
+
+class CloudFormationStackStatusChange(EventBridgeModel):
+    model_config = _LAZY
+    detail_type: Literal["CloudFormation Stack Status Change"] = Field(alias="detail-type")
+    source: Literal["aws.cloudformation"]
+    detail: CloudFormationStackDetail
+
+
+def is_failed_stack_status(status: str) -> bool:
+    """A deployment that failed: *_FAILED, or a rollback under way or done (the template's rule matches
+    the same statuses). UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS is the rollback tidying up."""
+    return status.endswith("_FAILED") or status.endswith("ROLLBACK_IN_PROGRESS") or status.endswith("ROLLBACK_COMPLETE")
+
+
 class KnownGoodImage(BaseModel):
     """A training job completed: its image is a rollback candidate."""
 
@@ -129,6 +192,8 @@ Intake = FailureEvent | KnownGoodImage | Ignored | IntakeError
 _MODELS = {
     SAGEMAKER_DETAIL_TYPE: SageMakerTrainingJobStateChange,
     STEPFUNCTIONS_DETAIL_TYPE: StepFunctionsExecutionStatusChange,
+    CODEBUILD_DETAIL_TYPE: CodeBuildBuildStateChange,
+    CLOUDFORMATION_DETAIL_TYPE: CloudFormationStackStatusChange,
 }
 
 
@@ -155,6 +220,10 @@ def parse_event(raw: Any, *, ignore_state_machines: frozenset[str] = frozenset()
                                    "Check what produced this event."])
     if isinstance(parsed, SageMakerTrainingJobStateChange):
         return _from_sagemaker(parsed)
+    if isinstance(parsed, CodeBuildBuildStateChange):
+        return _from_codebuild(parsed)
+    if isinstance(parsed, CloudFormationStackStatusChange):
+        return _from_cloudformation(parsed)
     return _from_stepfunctions(parsed, ignore_state_machines)
 
 
@@ -208,6 +277,46 @@ def _from_stepfunctions(event: StepFunctionsExecutionStatusChange, ignore: froze
         execution_arn=detail.executionArn,
         state_machine_arn=detail.stateMachineArn,
         failure_reason=reason,
+    )
+
+
+def _from_codebuild(event: CodeBuildBuildStateChange) -> Intake:
+    detail = event.detail
+    if detail.build_status not in FAILED_BUILD_STATUSES:
+        return Ignored(event_id=event.id, reason=f"build status is {detail.build_status}")
+    info = detail.additional_information or CodeBuildAdditionalInformation()
+    failed = [p for p in info.phases if p.phase_status in FAILED_BUILD_STATUSES]
+    reason = "\n".join(f"{p.phase_type or 'phase'} {p.phase_status}: {context}"
+                       for p in failed for context in p.phase_context if context.strip(": "))
+    return FailureEvent(
+        source="codebuild",
+        event_id=event.id,
+        region=event.region,
+        account=event.account or None,
+        time=event.time,
+        status=detail.build_status,
+        build_arn=detail.build_id,
+        project_name=detail.project_name,
+        failure_reason=_bounded(reason),
+        log_group=info.logs.group_name if info.logs else None,
+        log_stream=info.logs.stream_name if info.logs else None,
+    )
+
+
+def _from_cloudformation(event: CloudFormationStackStatusChange) -> Intake:
+    detail = event.detail
+    status = detail.status_details.status
+    if not is_failed_stack_status(status):
+        return Ignored(event_id=event.id, reason=f"stack status is {status}")
+    return FailureEvent(
+        source="cloudformation",
+        event_id=event.id,
+        region=event.region,
+        account=event.account or None,
+        time=event.time,
+        status=status,
+        stack_id=detail.stack_id,
+        failure_reason=_bounded(detail.status_details.status_reason),
     )
 
 

@@ -212,7 +212,7 @@ class Subject(_Frozen):
             "project_name": self.project_name,
             "stack_name": self.stack_name,
             "failed_resource": self.failed_resource,
-            "repository": self.repository,
+            "github_repository": self.repository,
             "run_id": str(self.run_id) if self.run_id else None,
             "workflow_path": self.workflow_path,
         }

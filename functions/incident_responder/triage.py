@@ -44,10 +44,16 @@ def finish(event: FailureEvent, gathered: Evidence) -> Incident:
         event=event,
         evidence=evidence,
         diagnosis=diagnosis,
-        links=console_links(evidence.subject),
+        links=console_links(evidence.subject) | _job_link(evidence),
         names=names,
         linked_event_ids=[event.event_id],
     )
+
+
+def _job_link(evidence: Evidence) -> dict[str, str]:
+    run = evidence.workflow_run
+    jobs = [job.html_url for job in run.failed_jobs if job.html_url] if run else []
+    return {"failed_job": jobs[0]} if jobs else {}
 
 
 def incident_key(subject: Subject, event_id: str) -> str:
@@ -94,6 +100,22 @@ def compose_document(event: FailureEvent, evidence: Evidence) -> tuple[str, list
     if execution:
         add("execution", execution.error)
         add("execution", execution.cause)
+    build = evidence.build
+    if build is not None and build.phase_context:
+        add("build", "\n".join(f"{build.failed_phase or 'phase'} FAILED: {context}" for context in build.phase_context))
+    elif event.source == "codebuild":
+        add("build", event.failure_reason)
+    stack = evidence.stack
+    if stack is not None and stack.first_failure is not None:
+        # The first failed resource only: the cascade after it ("Resource creation cancelled") is noise.
+        first = stack.first_failure
+        add("stack_event", f"{first.logical_id} ({first.resource_type or 'resource'}) {first.status}: "
+                           f"{first.reason or 'no reason given'}")
+    if event.source == "cloudformation":
+        add("stack", (stack.status_reason if stack else None) or event.failure_reason)
+    run = evidence.workflow_run
+    if run is not None:
+        add("workflow_file", "\n".join(run.startup_error))
     for tail in evidence.logs.streams if evidence.logs else []:
         for line in tail.lines:
             lines.append(line)

@@ -29,12 +29,17 @@ EXPECTED = {
     "stepfunctions-execution-failed": ("reported", "entry_point"),
     "stepfunctions-execution-timed-out": ("reported", "unknown"),
     "unrelated-ec2-state-change": ("intake_error", None),
-    # Issue 13's build and deploy sources: today's responder handles neither GitHub's webhook payload
-    # (no EventBridge envelope) nor CodeBuild/CloudFormation events. Issue 13 changes these lines.
+    # GitHub's webhook payload has no EventBridge envelope: the webhook endpoint takes it, not this function.
     "github-workflow-run-failure": ("intake_error", None),
     "github-workflow-run-startup-failure": ("intake_error", None),
-    "codebuild-build-failed": ("intake_error", None),
-    "cloudformation-stack-status-change-failed": ("intake_error", None),
+    "malformed-codebuild-missing-build-id": ("intake_error", None),
+    # The build and the stack are not in the emulator: only the event's own words are classified
+    # (tests/integration/test_build_and_deploy_sources.py gives them their evidence).
+    "codebuild-build-failed": ("reported", "unknown"),
+    "codebuild-build-stopped": ("ignored", None),
+    "cloudformation-stack-status-change-failed": ("reported", "unknown"),
+    "cloudformation-stack-status-change-rollback-in-progress": ("reported", "unknown"),
+    "cloudformation-stack-status-change-update-complete": ("ignored", None),
 }
 
 

@@ -19,10 +19,13 @@ EXPECTED_KIND = {
     "aws-sample-sagemaker-training-job-state-change": KnownGoodImage,
     "malformed-": IntakeError,
     "unrelated-": IntakeError,
-    # Issue 13's build and deploy sources are not handled yet; issue 13 changes these lines.
+    # A GitHub delivery is not an EventBridge event: the webhook endpoint takes it (github/).
     "github-workflow-run-": IntakeError,
-    "codebuild-build-failed": IntakeError,
-    "cloudformation-stack-status-change-failed": IntakeError,
+    "codebuild-build-failed": FailureEvent,
+    "codebuild-build-stopped": Ignored,
+    "cloudformation-stack-status-change-failed": FailureEvent,
+    "cloudformation-stack-status-change-rollback-in-progress": FailureEvent,
+    "cloudformation-stack-status-change-update-complete": Ignored,
 }
 
 
@@ -44,6 +47,7 @@ def test_every_sample_event_parses_to_its_kind(path):
     [
         ("malformed-sagemaker-missing-job-name.json", "detail.TrainingJobName"),
         ("malformed-stepfunctions-unknown-status.json", "detail.status"),
+        ("malformed-codebuild-missing-build-id.json", "detail.build-id"),
         ("unrelated-ec2-state-change.json", "detail-type"),
         ("malformed-not-eventbridge.json", "detail-type"),
     ],

@@ -30,6 +30,13 @@ TEMPLATE_NAMES: frozenset[str] = frozenset(
         "image_uri",
         "repository",
         "image_tag",
+        "build_id",
+        "project_name",
+        "stack_name",
+        "failed_resource",
+        "github_repository",
+        "run_id",
+        "workflow_path",
     }
 )
 

@@ -11,14 +11,20 @@ from typing import Any, Callable
 
 from ..models import Evidence, FailureEvent, ImageRef, Subject
 from .base import TRAINING_LOG_GROUP, Analyzer, GatherSettings, GatherState
+from .build import gather_build
 from .execution import gather_execution
 from .image import gather_image
 from .logs import gather_logs
+from .stack import gather_stack
 from .training_job import gather_training_job
 
+# Each analyzer reads only what its source has (a CodeBuild event names no training job, so the
+# SageMaker ones return at once); the build's description names its log stream, so it comes first.
 ANALYZERS: dict[str, Analyzer] = {
     "execution": gather_execution,
     "training_job": gather_training_job,
+    "build": gather_build,
+    "stack": gather_stack,
     "logs": gather_logs,
     "image": gather_image,
 }
@@ -48,6 +54,9 @@ def gather(
         logs=state.logs,
         execution=state.execution,
         image=state.image,
+        build=state.build,
+        stack=state.stack,
+        workflow_run=state.workflow_run,
         missing=state.missing,
         api_calls=len(calls),
         aws_failures=state.aws_failures,
@@ -75,6 +84,7 @@ def resolve_subject(state: GatherState) -> Subject:
     """What the incident is about, from the event and everything the analyzers found."""
     event = state.event
     job = state.training_job
+    stack = state.stack
     image = None
     if state.image_uri:
         image = ImageRef.parse(state.image_uri, digest=state.image.digest if state.image else None)
@@ -91,4 +101,15 @@ def resolve_subject(state: GatherState) -> Subject:
         log_group=state.logs.group if state.logs else (TRAINING_LOG_GROUP if state.training_job_name else None),
         log_streams=[tail.stream for tail in state.logs.streams] if state.logs else [],
         image=image,
+        build_arn=event.build_arn,
+        project_name=event.project_name,
+        stack_id=event.stack_id,
+        operation=stack.operation if stack else None,
+        failed_resource=stack.first_failure.logical_id if stack and stack.first_failure else None,
+        repository=event.repository,
+        workflow_path=event.workflow_path,
+        run_id=event.run_id,
+        run_attempt=event.run_attempt,
+        run_url=event.run_url,
+        head_sha=event.head_sha,
     )

@@ -21,6 +21,9 @@ MAX_EVENT_BYTES = 8_192
 
 
 def gather_logs(state: GatherState, clients: Any) -> None:
+    if state.event.source == "codebuild":
+        _gather_build_log(state, clients)
+        return
     name = state.training_job_name
     settings = state.settings
     if not name:
@@ -50,6 +53,33 @@ def gather_logs(state: GatherState, clients: Any) -> None:
             state.note_missing("logs", f"{tail.stream}: {tail.cut_events} log event(s) larger than "
                                        f"{MAX_EVENT_BYTES} bytes were cut to their first {MAX_EVENT_BYTES} bytes")
     state.logs = LogEvidence(group=settings.log_group, streams=tails)
+
+
+def _gather_build_log(state: GatherState, clients: Any) -> None:
+    """A CodeBuild build writes one stream, named in its event and in BatchGetBuilds."""
+    build = state.build
+    group = (build.log_group if build else None) or state.event.log_group
+    stream = (build.log_stream if build else None) or state.event.log_stream
+    if not (group and stream):
+        state.note_missing("logs", "the build names no CloudWatch log stream (its project's CloudWatch logging "
+                                   "may be off, or the build failed before it started)")
+        return
+    try:
+        tail = _tail(clients.logs, group, stream, state.settings.log_tail_bytes)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            state.note_missing("logs", f"log stream {group}/{stream} not found (expired by the group's retention, "
+                                       "or the build failed before it wrote a line)")
+        else:
+            state.note_aws_failure("logs", f"GetLogEvents({group}/{stream}) failed: {aws_error(exc)}")
+        return
+    except BotoCoreError as exc:
+        state.note_aws_failure("logs", f"GetLogEvents({group}/{stream}) failed: {aws_error(exc)}")
+        return
+    if tail.cut_events:
+        state.note_missing("logs", f"{stream}: {tail.cut_events} log event(s) larger than {MAX_EVENT_BYTES} bytes "
+                                   f"were cut to their first {MAX_EVENT_BYTES} bytes")
+    state.logs = LogEvidence(group=group, streams=[tail])
 
 
 def _find_streams(state: GatherState, clients: Any, name: str) -> list[str]:

@@ -13,7 +13,8 @@ from .base import GatherState, aws_error
 def gather_training_job(state: GatherState, clients: Any) -> None:
     name = state.training_job_name
     if not name:
-        state.note_missing("training_job", "no training job is linked to this failure")
+        if state.event.source in ("sagemaker", "stepfunctions"):
+            state.note_missing("training_job", "no training job is linked to this failure")
         return
     try:
         job = clients.sagemaker.describe_training_job(TrainingJobName=name)

@@ -12,6 +12,10 @@ LINK_LABELS: dict[str, str] = {
     "execution": "Execution",
     "state_machine": "State machine",
     "ecr_repository": "ECR repository",
+    "build": "CodeBuild build",
+    "stack_events": "Stack events",
+    "workflow_run": "Workflow run",
+    "failed_job": "Failed job",
 }
 
 
@@ -42,12 +46,23 @@ def outcome(incident: Incident) -> str:
 def subject_name(incident: Incident) -> str:
     """What failed, as a person would name it."""
     subject = incident.subject
-    return subject.training_job_name or subject.execution_name or incident.event.event_id
+    return (subject.training_job_name or subject.execution_name or subject.build_id or subject.stack_name
+            or (f"{subject.repository} run {subject.run_id}" if subject.repository and subject.run_id else None)
+            or incident.event.event_id)
 
 
 def what_failed(incident: Incident) -> str:
     subject = incident.subject
-    if incident.event.source == "sagemaker" or not subject.execution_arn:
+    source = incident.event.source
+    if source == "codebuild":
+        return f"CodeBuild build {subject.build_id}"
+    if source == "cloudformation":
+        return f"CloudFormation stack {subject.stack_name}" + (
+            f" (first failed resource {subject.failed_resource})" if subject.failed_resource else "")
+    if source == "github":
+        workflow = incident.event.workflow_name or subject.workflow_path or "workflow"
+        return f"GitHub Actions run {subject.run_id} of {workflow} in {subject.repository}"
+    if source == "sagemaker" or not subject.execution_arn:
         return f"SageMaker training job {subject_name(incident)}"
     if subject.training_job_name:
         return f"Step Functions execution {subject.execution_name} (training job {subject.training_job_name})"
@@ -95,11 +110,39 @@ def facts(incident: Incident) -> list[tuple[str, str]]:
          if execution and execution.count(":") >= 7 else execution),
         ("Failed state", subject.failed_state),
         ("Instance", evidence.training_job.instance_type if evidence.training_job else None),
+        ("Project", subject.project_name),
+        ("Failed phase", evidence.build.failed_phase if evidence.build else None),
+        ("Source version", evidence.build.source_version if evidence.build else None),
+        ("Stack", subject.stack_name),
+        ("Failed resource", _failed_resource(incident)),
+        ("Resources failed", str(evidence.stack.failed_resources) if evidence.stack and
+         evidence.stack.failed_resources > 1 else None),
+        ("Repository", subject.repository),
+        ("Workflow", subject.workflow_path),
+        ("Commit", (subject.head_sha or "")[:12] + (f" ({incident.event.head_branch})" if incident.event.head_branch
+                                                     else "") if subject.head_sha else None),
+        ("Failed jobs", _failed_jobs(incident)),
         ("Image", _image_text(incident)),
         ("Rule", incident.diagnosis.rule_id),
         ("Time", event.time.strftime("%Y-%m-%d %H:%M:%S %Z").strip()),
     ]
     return [(label, value) for label, value in found if value]
+
+
+def _failed_resource(incident: Incident) -> str | None:
+    stack = incident.evidence.stack
+    if stack is None or stack.first_failure is None:
+        return None
+    first = stack.first_failure
+    return f"{first.logical_id} ({first.resource_type or 'resource'}) {first.status}"
+
+
+def _failed_jobs(incident: Incident) -> str | None:
+    run = incident.evidence.workflow_run
+    if run is None or not run.failed_jobs:
+        return None
+    return "; ".join(job.name + (f" at step {job.failed_step_number} '{job.failed_step}'" if job.failed_step else "")
+                     for job in run.failed_jobs[:5])
 
 
 def _image_text(incident: Incident) -> str | None:
