@@ -38,6 +38,7 @@ def finish(event: FailureEvent, gathered: Evidence) -> Incident:
     text, sources, trusted = compose_document(event, evidence)
     names = evidence.subject.template_names()
     diagnosis = attach_sources(classify(text, names=names, trusted_lines=trusted), sources)
+    diagnosis = with_source_commands(diagnosis, event.source, names)
     return Incident(
         key=key,
         subject=evidence.subject,
@@ -48,6 +49,42 @@ def finish(event: FailureEvent, gathered: Evidence) -> Incident:
         names=names,
         linked_event_ids=[event.event_id],
     )
+
+
+# The first commands for a failure from each source, before the rule's own (filled like them).
+SOURCE_COMMANDS: dict[str, list[str]] = {
+    "codebuild": [
+        "aws codebuild batch-get-builds --ids {build_id} --region {region} "
+        "--query 'builds[0].phases[?phaseStatus!=`SUCCEEDED`].[phaseType,phaseStatus,contexts[0].message]'",
+        "aws logs tail {log_group} --log-stream-names {log_stream} --since 1d --region {region}",
+    ],
+    "cloudformation": [
+        "aws cloudformation describe-stack-events --stack-name {stack_name} --region {region} "
+        "--query 'StackEvents[?ends_with(ResourceStatus, `_FAILED`)].[Timestamp,LogicalResourceId,ResourceStatusReason]'",
+    ],
+    "github": ["gh run view {run_id} --repo {github_repository} --log-failed"],
+}
+# Names a source's failure never has: a rule's command that needs one is about another source.
+_SOURCE_NAMES = {
+    "sagemaker": {"job_name", "execution_arn", "state_machine_arn"},
+    "stepfunctions": {"job_name", "execution_arn", "state_machine_arn"},
+    "codebuild": {"build_id", "project_name"},
+    "cloudformation": {"stack_name", "failed_resource"},
+    "github": {"github_repository", "run_id", "workflow_path"},
+}
+_FOREIGN_NAMES = {source: set().union(*_SOURCE_NAMES.values()) - own for source, own in _SOURCE_NAMES.items()}
+
+
+def with_source_commands(diagnosis: Diagnosis, source: str, names: dict[str, str]) -> Diagnosis:
+    """The source's own commands first; a rule's command that names what this source never has
+    (a training job, for a failed CodeBuild build) is left out rather than shown with a hole."""
+    from .classify.engine import fill_command
+
+    # A filled command shows a name it was not given as <name>.
+    holes = [f"<{name}>" for name in _FOREIGN_NAMES.get(source, ())]
+    kept = [command for command in diagnosis.commands if not any(hole in command for hole in holes)]
+    own = [fill_command(template, names) for template in SOURCE_COMMANDS.get(source, [])]
+    return diagnosis.model_copy(update={"commands": list(dict.fromkeys(own + kept))})
 
 
 def _job_link(evidence: Evidence) -> dict[str, str]:

@@ -273,7 +273,7 @@ def _traceback_hits(catalog: Catalog, tracebacks: list[Traceback]) -> list[Hit]:
     return hits
 
 
-def _fill(template: str, names: Mapping[str, str]) -> str:
+def fill_command(template: str, names: Mapping[str, str]) -> str:
     out = []
     for literal, name, _, _ in Formatter().parse(template):
         out.append(literal)
@@ -358,7 +358,7 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
         rule_id=None,
         evidence=evidence,
         remediation=list(info.remediation),
-        commands=[_fill(c, names) for c in info.commands],
+        commands=[fill_command(c, names) for c in info.commands],
     )
 
 
@@ -405,7 +405,7 @@ def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, 
         rule_id=rule.id,
         evidence=evidence,
         remediation=_merge(reported, rule.spec.remediation, info.remediation),
-        commands=[_fill(c, names) for c in _merge(rule.spec.commands, info.commands)],
+        commands=[fill_command(c, names) for c in _merge(rule.spec.commands, info.commands)],
     )
 
 
@@ -455,7 +455,7 @@ def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Cata
     if structured:
         diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
     elif not hits:  # only here may the learned fallback answer: it never overrides a rule
-        guessed = fallback.diagnose(text, catalog, lambda template: _fill(template, clean_names))
+        guessed = fallback.diagnose(text, catalog, lambda template: fill_command(template, clean_names))
         diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks)
     else:
         diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)

@@ -100,6 +100,56 @@ class Emulator:
         ]
 
 
+    def fail_build(self, build_id: str, *, phase: str, contexts: list[tuple[str, str]], log_group: str,
+                   log_stream: str, region: str, account: str = EMULATOR_ACCOUNT) -> None:
+        """moto always reports a build SUCCEEDED (BatchGetBuilds rewrites it); a failed one is kept here."""
+        from moto.codebuild.models import codebuild_backends
+
+        backend = codebuild_backends[account][region]
+        if not hasattr(backend, "failed_builds"):
+            backend.failed_builds = {}
+            succeeded = backend.batch_get_builds
+
+            def batch_get_builds(ids: list[str]) -> list[dict[str, Any]]:
+                return [backend.failed_builds.get(build["id"], build) for build in succeeded(ids)]
+
+            backend.batch_get_builds = batch_get_builds
+        build = next(b for history in backend.build_metadata_history.values() for b in history if b["id"] == build_id)
+        phases = [p for p in backend._set_phases(list(build["phases"])) if p["phaseType"] != phase]
+        failed = {"phaseType": phase, "phaseStatus": "FAILED", "durationInSeconds": 19,
+                  "contexts": [{"statusCode": code, "message": message} for code, message in contexts]}
+        backend.failed_builds[build_id] = {
+            **build, "buildStatus": "FAILED", "currentPhase": "COMPLETED", "buildComplete": True,
+            "phases": [*phases[:3], failed, {"phaseType": "FINALIZING", "phaseStatus": "SUCCEEDED"}],
+            "logs": {**build["logs"], "groupName": log_group, "streamName": log_stream},
+        }
+
+    def fail_stack_operation(self, stack_name: str, resource_events: list[tuple[str, str, str, str | None]], *,
+                             operation: str = "UPDATE", region: str, account: str = EMULATOR_ACCOUNT) -> None:
+        """moto deploys every template it can parse; a failed deployment's events are written here, in the
+        order CloudFormation writes them: the stack's 'User Initiated' start, then ``resource_events``
+        (logical id, type, status, reason), then the rollback."""
+        from moto.cloudformation.models import Event, cloudformation_backends
+
+        stack = cloudformation_backends[account][region].get_stack(stack_name)
+
+        def add(logical: str, physical: str, kind: str, status: str, reason: str | None) -> None:
+            stack.events.append(Event(stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical,
+                                      physical_resource_id=physical, resource_type=kind, resource_status=status,
+                                      resource_status_reason=reason, resource_properties=None))
+
+        add(stack.name, stack.stack_id, "AWS::CloudFormation::Stack", f"{operation}_IN_PROGRESS", "User Initiated")
+        for logical, kind, status, reason in resource_events:
+            add(logical, "", kind, status, reason)
+        failed = [logical for logical, _, status, _ in resource_events if status.endswith("_FAILED")]
+        verb = {"UPDATE": "update", "CREATE": "create"}[operation]
+        rollback = "UPDATE_ROLLBACK" if operation == "UPDATE" else "ROLLBACK"
+        add(stack.name, stack.stack_id, "AWS::CloudFormation::Stack", f"{rollback}_IN_PROGRESS",
+            f"The following resource(s) failed to {verb}: [{', '.join(failed)}]. ")
+        add(stack.name, stack.stack_id, "AWS::CloudFormation::Stack", f"{rollback}_COMPLETE", None)
+        stack.status = f"{rollback}_COMPLETE"
+
+
 def _aws_sdk_tasks_use_step_functions_casing() -> None:
     """Step Functions' `aws-sdk:*` tasks take and return PascalCase names even where the service's API is
     camelCase (ECR's `repositoryName` is `RepositoryName` in a definition, `images` is `Images` in the

@@ -112,3 +112,33 @@ def write_training_log(clients: Any, job_name: str, lines: list[str], *, instanc
             logEvents=[{"timestamp": start + offset + i, "message": line} for i, line in enumerate(batch)],
         )
     return stream
+
+
+def create_failed_build(clients: Any, emulator: Any, project: str, *, phase: str, contexts: list[str], log: str,
+                        region: str) -> str:
+    """A CodeBuild project, one build of it that failed in ``phase`` with ``contexts`` ("CODE: message"),
+    and its log in /aws/codebuild/<project>, as CodeBuild writes it. Returns the build id."""
+    clients.codebuild.create_project(
+        name=project,
+        source={"type": "GITHUB", "location": "https://github.com/example-org/3dgs-pipeline.git"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+                     "computeType": "BUILD_GENERAL1_LARGE", "privilegedMode": True},
+        serviceRole=f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/codebuild-{project}"[:100],
+    )
+    build_id = clients.codebuild.start_build(projectName=project)["build"]["id"]
+    group, stream = f"/aws/codebuild/{project}", build_id.split(":", 1)[1]
+    if log:
+        try:
+            clients.logs.create_log_group(logGroupName=group)
+        except clients.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        clients.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        start = int(time.time() * 1000)
+        clients.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            # CloudWatch takes no empty message: CodeBuild writes a blank line as a newline.
+            {"timestamp": start + i, "message": line or "\n"} for i, line in enumerate(log.splitlines())])
+    emulator.fail_build(build_id, phase=phase, contexts=[tuple(c.split(": ", 1)) if ": " in c else (c, "")
+                                                          for c in contexts],
+                        log_group=group, log_stream=stream, region=region)
+    return build_id

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ..clients import make_clients
 from ..runtime import ResponderSettings, build_runtime
@@ -21,6 +21,7 @@ from ..respond import Outcome, handle_event
 from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS, start_emulator
 from .provision import (
     create_incident_table,
+    create_failed_build,
     create_topic_with_inbox,
     create_training_job,
     push_images,
@@ -68,6 +69,21 @@ def isolated_from_user_aws_config() -> Iterator[None]:
         os.environ.update(saved)
 
 
+@dataclass
+class Stage:
+    """What a scenario's failure looks like once it is in the emulator."""
+
+    scenario: Scenario
+    clients: Any
+    emulator: Any
+    run: str
+
+
+# Each source puts its failure into the emulator and returns the event AWS would send for it, and
+# the log's wait (a scenario without a log waits a little for a stream that never comes).
+Stager = Callable[[Stage], dict[str, Any]]
+
+
 def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult:
     started = time.perf_counter()
     with isolated_from_user_aws_config(), start_emulator() as emulator, SlackReceiver() as slack:
@@ -78,14 +94,7 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
         create_incident_table(clients, table)
         topic_arn, queue_url = create_topic_with_inbox(clients, f"incident-responder-demo-{run}")
         clients.secretsmanager.create_secret(Name=secret, SecretString=json.dumps({"webhook_url": slack.url}))
-        job_name = f"3dgs-demo-{scenario.name}"[:54] + f"-{run}"
-        image_uri = push_images(clients, REPOSITORY, ["v41-known-good", scenario.image_tag])[-1]
-        create_training_job(clients, job_name, image_uri=image_uri, hyperparameters=scenario.hyperparameters)
-        if scenario.failure_reason:
-            emulator.fail_training_job(job_name, scenario.failure_reason, region=REGION)
-        if scenario.log is not None:
-            write_training_log(clients, job_name, _with_demo_secrets(scenario.log).splitlines())
-        event = training_job_event(clients.sagemaker.describe_training_job(TrainingJobName=job_name), REGION)
+        event = STAGERS[scenario.source](Stage(scenario, clients, emulator, run))
         settings = ResponderSettings(
             region=REGION,
             endpoint_url=emulator.url,
@@ -105,6 +114,49 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
             sns_messages=sns_messages,
             seconds=time.perf_counter() - started,
         )
+
+
+def _stage_training_job(stage: Stage) -> dict[str, Any]:
+    scenario, clients = stage.scenario, stage.clients
+    job_name = f"3dgs-demo-{scenario.name}"[:54] + f"-{stage.run}"
+    image_uri = push_images(clients, REPOSITORY, ["v41-known-good", scenario.image_tag])[-1]
+    create_training_job(clients, job_name, image_uri=image_uri, hyperparameters=scenario.hyperparameters)
+    if scenario.failure_reason:
+        stage.emulator.fail_training_job(job_name, scenario.failure_reason, region=REGION)
+    if scenario.log is not None:
+        write_training_log(clients, job_name, _with_demo_secrets(scenario.log).splitlines())
+    return training_job_event(clients.sagemaker.describe_training_job(TrainingJobName=job_name), REGION)
+
+
+def _stage_build(stage: Stage) -> dict[str, Any]:
+    scenario, clients = stage.scenario, stage.clients
+    # moto wants a project name that starts with a letter (CodeBuild itself allows a digit).
+    project = f"threedgs-{scenario.name}"[:140]
+    build = create_failed_build(clients, stage.emulator, project, phase=scenario.phase,
+                                contexts=scenario.phase_context, log=_with_demo_secrets(scenario.log or ""),
+                                region=REGION)
+    return codebuild_event(clients.codebuild.batch_get_builds(ids=[build])["builds"][0], REGION)
+
+
+def _stage_stack(stage: Stage) -> dict[str, Any]:
+    scenario, clients = stage.scenario, stage.clients
+    stack = f"threedgs-{scenario.name}-{stage.run}"
+    clients.cloudformation.create_stack(StackName=stack, TemplateBody=DEMO_STACK_TEMPLATE)
+    stage.emulator.fail_stack_operation(
+        stack, [(e.logical_id, e.type, e.status, _with_demo_secrets(e.reason) if e.reason else None)
+                for e in scenario.stack_events], operation=scenario.operation, region=REGION)
+    described = clients.cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return stack_status_event(described, REGION)
+
+
+STAGERS: dict[str, Stager] = {
+    "sagemaker": _stage_training_job,
+    "codebuild": _stage_build,
+    "cloudformation": _stage_stack,
+}
+
+# What the demo's stack deploys before the failed update (moto creates it for real).
+DEMO_STACK_TEMPLATE = json.dumps({"Resources": {"ArtifactQueue": {"Type": "AWS::SQS::Queue"}}})
 
 
 def write_outputs(result: DemoResult, out_dir: Path) -> dict[str, Path]:
@@ -152,6 +204,57 @@ def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None
         "region": region,
         "resources": [job["TrainingJobArn"]],
         "detail": detail,
+    }
+
+
+def codebuild_event(build: dict[str, Any], region: str, *, event_id: str | None = None) -> dict[str, Any]:
+    """The "CodeBuild Build State Change" event EventBridge sends for this finished build."""
+    phases = [{"phase-type": p.get("phaseType"), "phase-status": p.get("phaseStatus"),
+               "phase-context": [f"{c.get('statusCode', '')}: {c.get('message', '')}" for c in p.get("contexts", [])]}
+              for p in build.get("phases", [])]
+    logs = build.get("logs", {})
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "CodeBuild Build State Change",
+        "source": "aws.codebuild",
+        "account": EMULATOR_ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [build["arn"]],
+        "detail": {
+            "build-status": build["buildStatus"],
+            "project-name": build["projectName"],
+            "build-id": build["arn"],
+            "additional-information": {
+                "logs": {"group-name": logs.get("groupName"), "stream-name": logs.get("streamName")},
+                "phases": phases,
+                "initiator": build.get("initiator"),
+                "source-version": build.get("sourceVersion"),
+            },
+            "current-phase": "COMPLETED",
+            "version": "1",
+        },
+    }
+
+
+def stack_status_event(stack: dict[str, Any], region: str, *, event_id: str | None = None,
+                       status: str | None = None) -> dict[str, Any]:
+    """The "CloudFormation Stack Status Change" event EventBridge sends for this stack's status."""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "CloudFormation Stack Status Change",
+        "source": "aws.cloudformation",
+        "account": EMULATOR_ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [stack["StackId"]],
+        "detail": {
+            "stack-id": stack["StackId"],
+            "status-details": {"status": status or stack["StackStatus"], "status-reason": stack.get("StackStatusReason", "")},
+            "client-request-token": "",
+        },
     }
 
 

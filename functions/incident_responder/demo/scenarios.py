@@ -8,7 +8,9 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..models import Category
 
@@ -22,16 +24,41 @@ class Expectation(BaseModel):
     cause: str
 
 
+class StackEvent(BaseModel):
+    """One resource event of the failed deployment, in the order CloudFormation writes them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    logical_id: str
+    type: str
+    status: str = Field(pattern=r"^[A-Z_]+$")
+    reason: str | None = None
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     summary: str
+    source: Literal["sagemaker", "codebuild", "cloudformation", "github"] = "sagemaker"
     failure_reason: str | None = None
-    log: str | None = Field(None, description="the job's CloudWatch log; null: no stream was ever written")
+    log: str | None = Field(None, description="the job's or build's CloudWatch log; null: no stream was ever written")
     image_tag: str = "latest"
     hyperparameters: dict[str, str] = {"max_steps": "30000", "sh_degree": "3", "strategy": "default"}
+    # CodeBuild: the failed phase and CodeBuild's contexts for it ("STATUS_CODE: message").
+    phase: str = "BUILD"
+    phase_context: list[str] = []
+    # CloudFormation: the failed operation's resource events (the stack's own events are added around them).
+    operation: Literal["CREATE", "UPDATE"] = "UPDATE"
+    stack_events: list[StackEvent] = []
     expect: Expectation
+
+    @model_validator(mode="after")
+    def _source_has_what_it_needs(self) -> "Scenario":
+        if self.source == "cloudformation" and not any(e.status.endswith("_FAILED") for e in self.stack_events):
+            raise ValueError("a cloudformation scenario needs stack_events with at least one *_FAILED resource")
+        if self.source == "codebuild" and not (self.phase_context or self.log):
+            raise ValueError("a codebuild scenario needs phase_context or a log")
+        return self
 
 
 class ScenarioNotFound(LookupError):

@@ -220,7 +220,7 @@ def test_no_rule_answer_says_it_is_a_statistical_guess(catalog) -> None:
     assert "trained on labelled public logs" in diagnosis.remediation[0]
     info = catalog.categories[diagnosis.category]
     assert diagnosis.remediation[1:] == list(info.remediation)
-    assert diagnosis.commands == [engine._fill(c, {"job_name": "job-1"}) for c in info.commands]
+    assert diagnosis.commands == [engine.fill_command(c, {"job_name": "job-1"}) for c in info.commands]
 
 
 def test_the_switch_turns_it_off(catalog, monkeypatch) -> None:
