@@ -31,6 +31,8 @@ REGION = "us-west-2"
 FAILED = "TrainingJobFailed"
 COMPLETED = "TrainingJobCompleted"
 PIPELINE = "PipelineExecutionFailed"
+BUILD = "ImageBuildFailed"
+STACK = "StackDeploymentFailed"
 NOT_EVENTBRIDGE = "not an EventBridge event"
 
 # Which rules deliver each file in events/ (an empty set: none). Patterns allowed (fnmatch).
@@ -48,9 +50,15 @@ EXPECTED_ROUTES: dict[str, set[str] | str] = {
     # Status outside FAILED/TIMED_OUT/ABORTED.
     "malformed-stepfunctions-unknown-status.json": set(),
     "unrelated-ec2-state-change.json": set(),
-    # Issue 13's build and deploy sources: no rule for them yet (issue 13 adds them and changes these lines).
-    "codebuild-build-failed.json": set(),
-    "cloudformation-stack-status-change-failed.json": set(),
+    "codebuild-build-failed.json": {BUILD},
+    # A person stopped it: not a failure.
+    "codebuild-build-stopped.json": set(),
+    # Both statuses of one failed deployment are delivered (the incident key makes them one report).
+    "cloudformation-stack-status-change-failed.json": {STACK},
+    "cloudformation-stack-status-change-rollback-in-progress.json": {STACK},
+    "cloudformation-stack-status-change-update-complete.json": set(),
+    # No build-id, but the rule matches status and project: the function records it as an intake error.
+    "malformed-codebuild-missing-build-id.json": {BUILD},
     # Not EventBridge envelopes (put_events needs source, detail-type and detail): no rule can see them.
     "malformed-not-eventbridge.json": NOT_EVENTBRIDGE,
     "classify-*.json": NOT_EVENTBRIDGE,
@@ -70,7 +78,7 @@ def _expected(name: str) -> set[str] | str:
     matches = [v for k, v in EXPECTED_ROUTES.items() if fnmatch.fnmatch(name, k)]
     assert matches, (
         f"events/{name} has no entry in EXPECTED_ROUTES ({__file__}): say which rules "
-        f"({FAILED}, {COMPLETED}, {PIPELINE}) must deliver it, or set() for none"
+        f"({FAILED}, {COMPLETED}, {PIPELINE}, {BUILD}, {STACK}) must deliver it, or set() for none"
     )
     assert len(matches) == 1, f"events/{name} matches several EXPECTED_ROUTES patterns"
     return matches[0]
@@ -267,6 +275,31 @@ def _variants_off_the_filters() -> dict[str, dict[str, Any]]:
                 variant = copy.deepcopy(event)
                 variant["detail"]["status"] = status
                 variants[f"{name}:status-{status}"] = variant
+        if BUILD in routes:
+            project = detail["project-name"]
+            for label, other in {"project-without-prefix": "other-" + project, "prefix-not-at-start": "x" + project}.items():
+                variant = copy.deepcopy(event)
+                variant["detail"]["project-name"] = other
+                variants[f"{name}:{label}"] = variant
+            for status in ("IN_PROGRESS", "SUCCEEDED", "STOPPED"):
+                variant = copy.deepcopy(event)
+                variant["detail"]["build-status"] = status
+                variants[f"{name}:status-{status}"] = variant
+        if STACK in routes:
+            stack_id = detail["stack-id"]
+            for label, other in {
+                "stack-without-prefix": stack_id.replace(":stack/threedgs-", ":stack/other-"),
+                "other-account": stack_id.replace(":123456789012:", ":210987654321:"),
+                "other-region": stack_id.replace(":us-west-2:", ":us-east-1:"),
+            }.items():
+                variant = copy.deepcopy(event)
+                variant["detail"]["stack-id"] = other
+                variants[f"{name}:{label}"] = variant
+            for status in ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "CREATE_COMPLETE",
+                           "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "DELETE_COMPLETE"):
+                variant = copy.deepcopy(event)
+                variant["detail"]["status-details"]["status"] = status
+                variants[f"{name}:status-{status}"] = variant
         for label, field, value in (("other-source", "source", "custom.3dgs"), ("other-detail-type", "detail-type", "Other")):
             variant = copy.deepcopy(event)
             variant[field] = value
@@ -295,3 +328,16 @@ def test_the_prefix_parameter_drives_the_training_job_rules(aws: dict[str, Any])
     routes = router.delivered(router.put({**events, **renamed}))
     assert all(not routes[name] for name in events), routes
     assert all(routes[f"{name}:splat-prefix"] == _expected(name) for name in events), routes
+
+
+def test_a_failed_cdk_bootstrap_stack_is_watched_whatever_the_prefix(router: Router) -> None:
+    """CDKToolkit (CDK's bootstrap stack) is the guide's cdk_bootstrap_trust category's own stack."""
+    event = _load_all()["cloudformation-stack-status-change-failed.json"]
+    bootstrap = copy.deepcopy(event)
+    bootstrap["detail"]["stack-id"] = event["detail"]["stack-id"].replace(":stack/threedgs-pipeline-staging/",
+                                                                        ":stack/CDKToolkit/")
+    impostor = copy.deepcopy(event)
+    impostor["detail"]["stack-id"] = event["detail"]["stack-id"].replace(":stack/threedgs-pipeline-staging/",
+                                                                       ":stack/CDKToolkitCopy/")
+    routes = router.delivered(router.put({"bootstrap": bootstrap, "impostor": impostor}))
+    assert routes["bootstrap"] == {STACK} and not routes["impostor"], routes

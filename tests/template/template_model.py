@@ -70,12 +70,21 @@ def resources_of_type(tpl: dict[str, Any], type_: str) -> dict[str, dict[str, An
     return {k: v for k, v in tpl["Resources"].items() if v["Type"] == type_}
 
 
+# Pseudo parameters as the tests' stack sees them (the sample events' account and region).
+PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "us-west-2", "AWS::AccountId": "123456789012",
+                     "AWS::URLSuffix": "amazonaws.com"}
+
+
 def resolve(node: Any, params: dict[str, Any], conditions: dict[str, bool] | None = None) -> Any:
-    """Substitute Ref to parameters and evaluate Fn::If; AWS::NoValue entries disappear."""
+    """Substitute Ref to parameters (and pseudo parameters) and Fn::Sub strings, and evaluate Fn::If;
+    AWS::NoValue entries disappear."""
     conditions = conditions or {}
     if isinstance(node, dict):
-        if set(node) == {"Ref"} and node["Ref"] in params:
-            return params[node["Ref"]]
+        values = {**PSEUDO_PARAMETERS, **params}
+        if set(node) == {"Ref"} and node["Ref"] in values:
+            return values[node["Ref"]]
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(values.get(m.group(1), m.group(0))), node["Fn::Sub"])
         if set(node) == {"Fn::If"}:
             name, yes, no = node["Fn::If"]
             return resolve(yes if conditions[name] else no, params, conditions)

@@ -51,7 +51,8 @@ TRIAGE_ENV = {
     "LOG_WAIT_SECONDS",
     "IDEMPOTENCY_TTL_SECONDS",
 }
-EXPECTED_RULES = {"TrainingJobFailed", "TrainingJobCompleted", "PipelineExecutionFailed"}
+EXPECTED_RULES = {"TrainingJobFailed", "TrainingJobCompleted", "PipelineExecutionFailed", "ImageBuildFailed",
+                  "StackDeploymentFailed"}
 EVENTBRIDGE_RETRY_WINDOW_S = 24 * 3600
 
 
@@ -343,7 +344,7 @@ def test_every_env_var_the_template_sets_is_read_by_the_code() -> None:
 # ---------------------------------------------------------------- EventBridge
 
 
-def test_the_three_rules_exist_on_the_triage_function() -> None:
+def test_the_rules_exist_on_the_triage_function() -> None:
     rules = eventbridge_rules()
     assert set(rules) == EXPECTED_RULES
     assert {r["_function"] for r in rules.values()} == {"TriageFunction"}
