@@ -124,11 +124,11 @@ class Emulator:
             "logs": {**build["logs"], "groupName": log_group, "streamName": log_stream},
         }
 
-    def fail_stack_operation(self, stack_name: str, resource_events: list[tuple[str, str, str, str | None]], *,
+    def fail_stack_operation(self, stack_name: str, resource_events: list[tuple[str, ...]], *,
                              operation: str = "UPDATE", region: str, account: str = EMULATOR_ACCOUNT) -> None:
         """moto deploys every template it can parse; a failed deployment's events are written here, in the
         order CloudFormation writes them: the stack's 'User Initiated' start, then ``resource_events``
-        (logical id, type, status, reason), then the rollback."""
+        (logical id, type, status, reason[, physical id]), then the rollback."""
         from moto.cloudformation.models import Event, cloudformation_backends
 
         stack = cloudformation_backends[account][region].get_stack(stack_name)
@@ -139,9 +139,9 @@ class Emulator:
                                       resource_status_reason=reason, resource_properties=None))
 
         add(stack.name, stack.stack_id, "AWS::CloudFormation::Stack", f"{operation}_IN_PROGRESS", "User Initiated")
-        for logical, kind, status, reason in resource_events:
-            add(logical, "", kind, status, reason)
-        failed = [logical for logical, _, status, _ in resource_events if status.endswith("_FAILED")]
+        for logical, kind, status, reason, *physical in resource_events:
+            add(logical, physical[0] if physical else "", kind, status, reason)
+        failed = [event[0] for event in resource_events if event[2].endswith("_FAILED")]
         verb = {"UPDATE": "update", "CREATE": "create"}[operation]
         rollback = "UPDATE_ROLLBACK" if operation == "UPDATE" else "ROLLBACK"
         add(stack.name, stack.stack_id, "AWS::CloudFormation::Stack", f"{rollback}_IN_PROGRESS",
