@@ -82,3 +82,37 @@ def test_no_secret_of_the_corpus_leaves_through_any_sink_or_store(deployed_respo
         assert text.strip(), f"{where}: nothing to check"
         assert leaks(text, CASES) == [], f"secrets reached {where}"
     assert "[REDACTED" in delivered["slack"] and "[REDACTED" in delivered["dynamodb (every item, keys included)"]
+
+
+def test_no_secret_leaves_from_a_build_log_or_a_stack_event(deployed_responder, responder_logs, aws_clients,
+                                                           emulator, slack_receiver):
+    from incident_responder.demo.provision import create_failed_build
+    from incident_responder.demo.run import DEMO_STACK_TEMPLATE, codebuild_event, stack_status_event
+
+    build = create_failed_build(aws_clients, emulator, f"threedgs-leaky-{uuid.uuid4().hex[:6]}", phase="BUILD",
+                                contexts=["COMMAND_EXECUTION_ERROR: " + CASES[6].text.splitlines()[0][:500]],
+                                log="\n".join(_all_text(CASES)), region=REGION)
+    stack = f"threedgs-leaky-{uuid.uuid4().hex[:6]}"
+    aws_clients.cloudformation.create_stack(StackName=stack, TemplateBody=DEMO_STACK_TEMPLATE)
+    emulator.fail_stack_operation(stack, [("DeployRole", "AWS::IAM::Role", "UPDATE_FAILED",
+                                           "Resource handler returned message: " + " ".join(_all_text(CASES[:10])))],
+                                  region=REGION)
+
+    results = [
+        deployed_responder.invoke(codebuild_event(aws_clients.codebuild.batch_get_builds(ids=[build])["builds"][0],
+                                                  REGION)),
+        deployed_responder.invoke(stack_status_event(
+            aws_clients.cloudformation.describe_stacks(StackName=stack)["Stacks"][0], REGION)),
+    ]
+
+    assert [r["outcome"] for r in results] == ["reported", "reported"]
+    delivered = {
+        "slack": "\n".join(r.raw.decode() for r in slack_receiver.requests),
+        "sns": json.dumps(read_inbox(aws_clients, deployed_responder.queue_url)),
+        "dynamodb (every item, keys included)": _scan(aws_clients, deployed_responder.table),
+        "responder logs": responder_logs.getvalue(),
+        "handler answers": json.dumps(results),
+    }
+    for where, text in delivered.items():
+        assert text.strip(), f"{where}: nothing to check"
+        assert leaks(text, CASES) == [], f"secrets reached {where}"
