@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="triage a failed 3DGS job in an embedded AWS emulator (no AWS account needed)",
+        help="triage a failed 3DGS job, build or deploy in an embedded AWS emulator (no AWS account needed)",
         description="Starts an AWS emulator (moto) on loopback, creates a failed 3DGS training job whose "
         "FailureReason and logs show a failure from the troubleshooting guide, runs the same triage as the "
         "Lambda, prints the report, and writes the Slack payload and SNS message it sent to --out.",
@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     triage = sub.add_parser(
         "triage",
         help="triage one EventBridge event against AWS (default credentials) or an emulator",
-        description="Reads an EventBridge event (SageMaker Training Job State Change or Step Functions "
-        "Execution Status Change), gathers the evidence with your AWS credentials, classifies the root "
+        description="Reads an EventBridge event (SageMaker Training Job State Change, Step Functions "
+        "Execution Status Change, CodeBuild Build State Change or CloudFormation Stack Status Change), "
+        "gathers the evidence with your AWS credentials, classifies the root "
         "cause and prints the report. Sends to SNS/Slack only when you name them.",
     )
     triage.add_argument("event_file", type=Path, help="the event as JSON ('-' for standard input)")
