@@ -84,7 +84,11 @@ def resolve(node: Any, params: dict[str, Any], conditions: dict[str, bool] | Non
         if set(node) == {"Ref"} and node["Ref"] in values:
             return values[node["Ref"]]
         if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
-            return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(values.get(m.group(1), m.group(0))), node["Fn::Sub"])
+            names = re.findall(r"\$\{([A-Za-z0-9:]+)\}", node["Fn::Sub"])
+            # Substituted only when every name is known; otherwise left for the caller to read.
+            if all(name in values for name in names):
+                return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(values[m.group(1)]), node["Fn::Sub"])
+            return node
         if set(node) == {"Fn::If"}:
             name, yes, no = node["Fn::If"]
             return resolve(yes if conditions[name] else no, params, conditions)
