@@ -1,6 +1,7 @@
 """Whole-document reasoning: causal order, tracebacks, noise, structured lines, unknown.
 
-The cases are data (cases/reasoning.yaml): adding one needs no code.
+The cases are data (cases/reasoning.yaml, and cases/boundaries.yaml for the labelling guide's
+boundaries): adding one needs no code.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from incident_responder.classify import classify
 
 from .conftest import load_cases
 
-CASES = load_cases("reasoning.yaml")
+CASES = load_cases("reasoning.yaml") + load_cases("boundaries.yaml")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
