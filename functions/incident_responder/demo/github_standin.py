@@ -88,6 +88,12 @@ def log_archive(jobs: list[StandInJob], *, step_files: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading at its byte cap closes the connection mid-answer: expected here.
+        pass
+
+
 class GitHubStandIn:
     def __init__(self, *, token: str | None = None, page_size: int = 100) -> None:
         self.token = token
@@ -100,8 +106,8 @@ class GitHubStandIn:
         self._lock = threading.Lock()
         self.api_requests: list[SeenRequest] = []
         self.blob_requests: list[SeenRequest] = []
-        self._api = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(self._answer_api, self.api_requests))
-        self._blob = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(self._answer_blob, self.blob_requests))
+        self._api = _QuietServer(("127.0.0.1", 0), self._handler(self._answer_api, self.api_requests))
+        self._blob = _QuietServer(("127.0.0.1", 0), self._handler(self._answer_blob, self.blob_requests))
         for server in (self._api, self._blob):
             server.daemon_threads = True
         self._threads: list[threading.Thread] = []
@@ -135,7 +141,7 @@ class GitHubStandIn:
 
     def __enter__(self) -> "GitHubStandIn":
         for server in (self._api, self._blob):
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             thread.start()
             self._threads.append(thread)
         return self

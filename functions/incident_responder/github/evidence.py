@@ -19,15 +19,20 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..evidence.base import GatherState
-from ..evidence.logs import MAX_EVENT_BYTES
 from ..models import FailedJob, FailureEvent, LogEvidence, LogStreamTail, WorkflowRunEvidence
 from .api import GitHubApi, GitHubError
 
+if TYPE_CHECKING:  # evidence/__init__.py imports this module: no import back at run time
+    from ..evidence.base import GatherState
+
+# A line longer than this is cut to its head, as evidence/logs.py cuts a CloudWatch event.
+MAX_EVENT_BYTES = 8_192
+# How deep into a log's end is read for a tail of ``budget`` bytes: room for long lines cut to their head.
+WINDOW = 4
 FAILED = ("failure", "timed_out", "startup_failure")
 # A job log line starts with its timestamp: 2026-11-20T17:45:01.1234567Z
 _TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
@@ -111,20 +116,26 @@ def _tails(state: GatherState, api: GitHubApi, event: FailureEvent, jobs: list[F
     tails = []
     for job in jobs:
         stream = f"{job.name}/{job.failed_step}" if job.failed_step else job.name
-        tail = _from_archive(archive, job, stream, budget, api.max_download_bytes) if archive else None
-        if tail is None:
+        found = _from_archive(archive, job, stream, budget, api.max_download_bytes) if archive else None
+        if found is None:
             try:
-                download = api.job_log(repository, job.id, keep_tail=budget)
+                download = api.job_log(repository, job.id, keep_tail=budget * WINDOW)
             except GitHubError as exc:
                 state.note_missing("github", exc.note)
                 continue
-            tail = _tail_lines(stream, download.data, cut=download.cut or download.bytes_read > len(download.data))
+            tail = _tail_lines(stream, download.data, budget=budget,
+                               cut=download.cut or download.bytes_read > len(download.data))
             if download.cut:
                 state.note_missing("github", f"{job.name}: its log is larger than {api.max_download_bytes} bytes; "
                                              "only the start was read, so its last lines are missing")
-        elif job.failed_step and tail.stream != stream:
-            state.note_missing("github", f"{job.name}: the log archive has no file for step "
-                                         f"'{job.failed_step}'; the job's whole log tail is shown")
+        else:
+            tail, from_step, complete = found
+            if job.failed_step and not from_step:
+                state.note_missing("github", f"{job.name}: the log archive has no file for step "
+                                             f"'{job.failed_step}'; the job's whole log tail is shown")
+            if not complete:
+                state.note_missing("github", f"{tail.stream}: its log inflates to more than {api.max_download_bytes} "
+                                             "bytes; only the start was read, so its last lines are missing")
         if tail.cut_events:
             state.note_missing("github", f"{tail.stream}: {tail.cut_events} log line(s) longer than "
                                          f"{MAX_EVENT_BYTES} bytes were cut to their first {MAX_EVENT_BYTES} bytes")
@@ -137,8 +148,9 @@ def _safe(name: str) -> str:
 
 
 def _from_archive(archive: zipfile.ZipFile, job: FailedJob, stream: str, budget: int,
-                  max_bytes: int) -> LogStreamTail | None:
-    """The failed step's file, else the job's; None when the archive has neither."""
+                  max_bytes: int) -> tuple[LogStreamTail, bool, bool] | None:
+    """The failed step's file, else the job's: (its tail, from the step's file, read to its end); None
+    when the archive has neither."""
     wanted = _safe(job.name)
     step_file = job_file = None
     for info in archive.infolist():
@@ -154,6 +166,7 @@ def _from_archive(archive: zipfile.ZipFile, job: FailedJob, stream: str, budget:
     chosen, name = (step_file, stream) if step_file else (job_file, job.name)
     if chosen is None:
         return None
+    window = budget * WINDOW
     kept = bytearray()
     read = 0
     with archive.open(chosen) as member:
@@ -164,26 +177,35 @@ def _from_archive(archive: zipfile.ZipFile, job: FailedJob, stream: str, budget:
                 break
             read += len(chunk)
             kept += chunk
-            if len(kept) > 2 * budget:
-                del kept[: len(kept) - budget]
-    cut = read >= max_bytes and chosen.file_size > max_bytes
-    return _tail_lines(name, bytes(kept[-budget:]), cut=cut or read > budget)
+            if len(kept) > 2 * window:
+                del kept[: len(kept) - window]
+    # Inflated past the cap (a log of gigabytes, or a zip bomb): what was read is not the log's end.
+    complete = chosen.file_size <= read
+    return _tail_lines(name, bytes(kept[-window:]), budget=budget, cut=read > window), step_file is not None, complete
 
 
-def _tail_lines(stream: str, data: bytes, *, cut: bool) -> LogStreamTail:
-    text = data.decode("utf-8", errors="replace")
-    lines = text.splitlines()
+def _tail_lines(stream: str, data: bytes, *, budget: int, cut: bool) -> LogStreamTail:
+    """The last lines of ``data`` (the end of a log, read ``WINDOW`` times the budget deep) that fit in
+    ``budget`` bytes, each cut to MAX_EVENT_BYTES first: one huge line never pushes out every other."""
+    lines = data.decode("utf-8", errors="replace").splitlines()
     if cut and lines:
-        lines = lines[1:]  # the first line was cut by the byte budget
-    kept, long_lines = [], 0
-    for line in lines:
+        lines = lines[1:]  # the window starts inside this line
+    kept: list[str] = []
+    used = long_lines = 0
+    for line in reversed(lines):
         line = _TIMESTAMP.sub("", line, count=1)
-        if len(line.encode()) > MAX_EVENT_BYTES:
+        size = len(line.encode())
+        if size > MAX_EVENT_BYTES:
             head = line.encode()[:MAX_EVENT_BYTES].decode(errors="ignore")
-            line = f"{head} … [log line cut: {len(line.encode())} bytes]"
+            line = f"{head} … [log line cut: {size} bytes]"
+            size = len(line.encode())
             long_lines += 1
+        if used + size + 1 > budget:
+            cut = True
+            break
         kept.append(line)
-    return LogStreamTail(stream=stream, lines=kept, truncated=cut, cut_events=long_lines)
+        used += size + 1
+    return LogStreamTail(stream=stream, lines=kept[::-1], truncated=cut, cut_events=long_lines)
 
 
 # ---------------------------------------------------------------- startup failures
@@ -211,7 +233,10 @@ def yaml_problem(path: str, text: str) -> list[str]:
         yaml.compose(text, Loader=yaml.SafeLoader)
         return []
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # A key without its ':' is found only lines later (or at the end of the file): the key's own line
+        # is where the broken construct starts, and the line a person must fix.
+        simple_key = exc.context == "while scanning a simple key" and exc.context_mark is not None
+        mark = exc.context_mark if simple_key else (exc.problem_mark or exc.context_mark)
         line = mark.line + 1 if mark else 1
         lines = [f"Invalid workflow file: {path}#L{line}", f"You have an error in your yaml syntax on line {line}"]
         said = "; ".join(part for part in (exc.context, exc.problem) if part)
