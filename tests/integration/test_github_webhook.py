@@ -216,3 +216,35 @@ def test_the_lambda_handler_serves_the_http_api_route(aws_clients, emulator, sla
     replay = module.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
     assert replay["statusCode"] == 409 and "replayed delivery" in json.loads(replay["body"])["reason"]
     assert len(slack_receiver.requests) == 1 and len(read_inbox(aws_clients, queue_url)) == 1
+
+    # A startup failure whose first delivery fails at Slack (the claim is released), then its redelivery.
+    run = STARTUP_FAILURE["workflow_run"]
+    github.add_file(REPO, run["path"], run["head_sha"], (WORKFLOW_FILES / "heredoc-body-less-indented.yml").read_text())
+    startup = json.dumps(_with(STARTUP_FAILURE, "workflow_run.updated_at", payload["workflow_run"]["updated_at"]))
+    headers = {**headers, "x-github-delivery": str(uuid.uuid4()),
+               "x-hub-signature-256": signature(webhook_secret, startup.encode())}
+    slack_receiver.reply_next(500, times=3)
+    failed = module.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
+    assert failed["statusCode"] == 503
+    again = module.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
+    assert again["statusCode"] == 200 and json.loads(again["body"])["category"] == "workflow_parsing"
+    _role_grants_exactly_what_was_called(module.endpoint().runtime.clients.counter.calls)
+
+
+# What AWS does with the function's role on its behalf, and what publishing to the encrypted topic needs.
+IMPLIED = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+           "kms:GenerateDataKey*", "kms:Decrypt"}
+
+
+def _role_grants_exactly_what_was_called(calls: list[str]) -> None:
+    from tests.template.test_template import _as_list, _getatt_target, _lambda_function, _role_statements
+    from tests.template.template_model import transformed
+
+    cfn = transformed()
+    role = _getatt_target(_lambda_function(cfn, "GitHubWebhookFunction")["Role"])
+    statements = _role_statements(cfn, role, {"HasGitHubWebhook": True, "HasGitHubToken": True, "HasSlackSecret": True})
+    granted = {action for s in statements for action in _as_list(s["Action"])}
+    called = {f"{call.split(':')[0]}:{call.split(':')[1]}" for call in calls}
+    assert called == {"secretsmanager:GetSecretValue", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
+                      "dynamodb:DeleteItem", "sns:Publish"}, called
+    assert granted == called | IMPLIED

@@ -87,7 +87,11 @@ class GitHubWebhookEndpoint:
             return _reply(503, "error", f"the GitHub webhook secret could not be read ({type(exc).__name__}); nothing "
                                         "was handled: fix GITHUB_WEBHOOK_SECRET_ARN or the function's permission, then "
                                         "redeliver from the webhook's Recent Deliveries")
-        verdict = verify_delivery(headers, body, secret=secret or "", config=self.config, now=self.now())
+        if not secret:
+            return _reply(503, "error", "no GitHub webhook secret is configured (template parameter "
+                                        "GitHubWebhookSecretArn, GITHUB_WEBHOOK_SECRET_ARN): every delivery is refused "
+                                        "until it is")
+        verdict = verify_delivery(headers, body, secret=secret, config=self.config, now=self.now())
         if isinstance(verdict, Verdict):
             log.info("delivery %s: %s", verdict.kind, verdict.reason)
             return _reply(verdict.status, verdict.kind, verdict.reason, delivery=verdict.delivery_id)
