@@ -58,6 +58,7 @@ class GitHubSettings(BaseModel):
 class WebhookReply:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    outcome: Any = field(default=None, compare=False, repr=False)  # respond.Outcome, when triage ran
 
     @property
     def text(self) -> str:
@@ -104,7 +105,9 @@ class GitHubWebhookEndpoint:
             if claim.outcome == "replay":
                 return _reply(409, "refused", claim.reason, delivery=event.event_id)
         try:
-            outcome = handle_failure(event, self.runtime)
+            with self.runtime.clients.counter.scope() as calls:
+                outcome = handle_failure(event, self.runtime)
+            outcome = outcome.model_copy(update={"api_calls": len(calls)})
         except (DeliveryIncomplete, JoinPending, StoreUnavailable) as exc:
             self._release(event.event_id)
             return _reply(503, "error", f"not finished ({exc}); what was delivered is recorded, so a redelivery from "
@@ -121,8 +124,9 @@ class GitHubWebhookEndpoint:
         reason = {"reported": "reported once", "duplicate": "this run's incident was already reported; linked",
                   "enriched": "this run's incident was already reported; follow-up sent"}.get(outcome.outcome,
                                                                                              outcome.outcome)
-        return _reply(200, outcome.outcome, reason, delivery=event.event_id, incident_key=outcome.incident_key,
-                      category=outcome.category, cause=outcome.cause)
+        reply = _reply(200, outcome.outcome, reason, delivery=event.event_id, incident_key=outcome.incident_key,
+                       category=outcome.category, cause=outcome.cause)
+        return WebhookReply(reply.status, reply.body, outcome)
 
     def _release(self, delivery_id: str) -> None:
         if self.ledger is not None:
