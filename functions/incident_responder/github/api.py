@@ -126,7 +126,11 @@ class GitHubApi:
         headers = {"Accept": accept, "User-Agent": USER_AGENT, "X-GitHub-Api-Version": API_VERSION}
         # Only ever to the API's own host: a redirect elsewhere (the signed log URL) gets no token.
         if urlsplit(url).netloc == self._host:
-            token = self._token() if callable(self._token) else self._token
+            try:
+                token = self._token() if callable(self._token) else self._token
+            except Exception as exc:  # a Secrets Manager fault, a malformed secret: missing evidence, said
+                raise GitHubError(f"the GitHub token could not be read ({type(exc).__name__}): fix "
+                                  "GITHUB_TOKEN_SECRET_ARN or the function's permission to read it") from None
             if token:
                 headers["Authorization"] = f"Bearer {token}"
         return headers

@@ -22,9 +22,6 @@ from ..store import StoreUnavailable
 from .deliveries import DeliveryLedger
 from .webhook import Verdict, WebhookConfig, verify_delivery
 
-log = logging.getLogger(__name__)
-
-
 def _env(name: str, field_name: str) -> AliasChoices:
     return AliasChoices(field_name, name)
 
@@ -72,14 +69,17 @@ class GitHubWebhookEndpoint:
     runtime: Runtime
     ledger: DeliveryLedger | None
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    # The handler passes its Powertools Logger, whose formatter redacts; a plain logger elsewhere.
+    log: Any = field(default_factory=lambda: logging.getLogger(__name__))
 
     @classmethod
     def build(cls, *, config: WebhookConfig, secret: Callable[[], str | None], runtime: Runtime,
-              table: str | None, now: Callable[[], datetime] | None = None) -> "GitHubWebhookEndpoint":
+              table: str | None, now: Callable[[], datetime] | None = None, log: Any = None) -> "GitHubWebhookEndpoint":
         now = now or (lambda: datetime.now(timezone.utc))
         ledger = (DeliveryLedger(runtime.clients.dynamodb, table, max_age=timedelta(seconds=config.max_age_seconds),
                                  now=now) if table else None)
-        return cls(config=config, secret=secret, runtime=runtime, ledger=ledger, now=now)
+        return cls(config=config, secret=secret, runtime=runtime, ledger=ledger, now=now,
+                   log=log or logging.getLogger(__name__))
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
         try:
@@ -94,7 +94,7 @@ class GitHubWebhookEndpoint:
                                         "until it is")
         verdict = verify_delivery(headers, body, secret=secret, config=self.config, now=self.now())
         if isinstance(verdict, Verdict):
-            log.info("delivery %s: %s", verdict.kind, verdict.reason)
+            self.log.info(f"delivery {verdict.kind}: {verdict.reason}")
             return _reply(verdict.status, verdict.kind, verdict.reason, delivery=verdict.delivery_id)
         event = verdict
         if self.ledger is not None:
@@ -115,7 +115,7 @@ class GitHubWebhookEndpoint:
                           delivery=event.event_id)
         except Exception as exc:  # the claim must not outlive a crash: GitHub's redelivery must be handled
             self._release(event.event_id)
-            log.exception("delivery %s failed", event.event_id)
+            self.log.exception(f"delivery {event.event_id} failed")
             return _reply(500, "error", f"triage failed ({type(exc).__name__}); redeliver from the webhook's Recent "
                                         "Deliveries once the function's log explains it", delivery=event.event_id)
         summary = f"{outcome.outcome}: {outcome.incident_key} {outcome.category}/{outcome.cause}"

@@ -153,9 +153,9 @@ def verify_delivery(
         return _refused(401, "bad signature: X-Hub-Signature-256 does not match the body under the configured "
                              "secret; the secret in GitHub's webhook settings differs from the one in Secrets "
                              "Manager, or the body was changed on the way", delivery_id)
-    if delivery_id is None:
-        return _refused(400, "no X-GitHub-Delivery header: every GitHub delivery has one; without it a replay "
-                             "cannot be told apart", delivery_id)
+    if delivery_id is None or len(delivery_id) > 100:
+        return _refused(400, "no usable X-GitHub-Delivery header (GitHub sends a GUID): without it a replay cannot "
+                             "be told apart", None)
     event = (lowered.get(EVENT_HEADER) or "").strip()
     if event == "ping":
         return _ignored("ping received: the webhook reaches the responder and its signature verifies", delivery_id,

@@ -60,7 +60,7 @@ def endpoint() -> GitHubWebhookEndpoint:
         _endpoint = GitHubWebhookEndpoint.build(
             config=github_settings.config(settings.region or "us-east-1"),
             secret=lambda: secret_text(webhook_secret.get(), "secret"),
-            runtime=runtime, table=settings.incident_table)
+            runtime=runtime, table=settings.incident_table, log=logger)
     return _endpoint
 
 

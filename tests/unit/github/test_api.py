@@ -129,3 +129,12 @@ def test_an_unreachable_github_is_a_note() -> None:
     api = GitHubApi("t", base_url="http://127.0.0.1:9", timeout=1)
     with pytest.raises(GitHubError, match="could not be reached"):
         api.jobs(REPO, 1, 1)
+
+
+def test_a_token_that_cannot_be_read_is_a_note_not_a_crash(github: GitHubStandIn) -> None:
+    def unreadable() -> str:
+        raise RuntimeError("AccessDeniedException")
+
+    with pytest.raises(GitHubError, match="GITHUB_TOKEN_SECRET_ARN"):
+        GitHubApi(unreadable, base_url=github.url).jobs(REPO, 7, 1)
+    assert github.api_requests == []

@@ -71,6 +71,7 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str, tuple[str, ...]]] = {
     "form-encoded": ({"body": b"payload=%7B%7D", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
                      415, "refused", ("application/json",)),
     "no-delivery-id": ({"headers": {"X-GitHub-Delivery": None}}, 400, "refused", ("X-GitHub-Delivery",)),
+    "delivery-id-not-a-guid": ({"headers": {"X-GitHub-Delivery": "x" * 101}}, 400, "refused", ("X-GitHub-Delivery",)),
     "not-a-workflow-run": ({"payload": {"action": "completed", "zen": "Keep it logically awesome."}}, 400, "refused",
                            ("workflow_run", "nothing was triaged")),
     "push-event": ({"event": "push"}, 202, "ignored", ("'push' is not handled", "Workflow runs")),
