@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -46,6 +47,7 @@ class Download:
     data: bytes
     cut: bool = False
     bytes_read: int = 0
+    file: Any = None  # the whole body in a temporary file (the log archive), rewound; the caller closes it
 
 
 class GitHubApi:
@@ -94,9 +96,10 @@ class GitHubApi:
         return jobs
 
     def run_logs(self, repository: str, run_id: int, attempt: int) -> Download:
-        """The attempt's log archive (a zip of per-job and per-step logs), at most max_download_bytes."""
+        """The attempt's log archive (a zip of per-job and per-step logs), at most max_download_bytes, in
+        ``Download.file``: a temporary file past 1 MiB (Lambda's /tmp), so memory stays flat whatever the cap."""
         return self._download(self._url(f"/repos/{repository}/actions/runs/{run_id}/attempts/{attempt}/logs"),
-                              what=f"the log archive of run {run_id} attempt {attempt} in {repository}")
+                              what=f"the log archive of run {run_id} attempt {attempt} in {repository}", to_file=True)
 
     def job_log(self, repository: str, job_id: int, *, keep_tail: int) -> Download:
         """One job's plain-text log; of what is read (at most max_download_bytes), the last ``keep_tail`` bytes."""
@@ -226,7 +229,7 @@ class GitHubApi:
         except ValueError:
             raise GitHubError(f"{what}: GitHub's answer is not JSON") from None
 
-    def _download(self, url: str, *, what: str, keep_tail: int | None = None) -> Download:
+    def _download(self, url: str, *, what: str, keep_tail: int | None = None, to_file: bool = False) -> Download:
         response = self._request(url, what=what, accept="application/vnd.github+json", permission="actions:read")
         for _ in range(3):
             if response.status not in (301, 302, 303, 307, 308):
@@ -238,11 +241,22 @@ class GitHubApi:
             response = self._request(location, what=what, accept="*/*", permission="actions:read")
         else:
             raise GitHubError(f"{what}: too many redirects")
-        data, cut, read = self._read(response, self.max_download_bytes, keep_tail=keep_tail)
-        return Download(data=data, cut=cut, bytes_read=read)
+        if not to_file:
+            data, cut, read = self._read(response, self.max_download_bytes, keep_tail=keep_tail)
+            return Download(data=data, cut=cut, bytes_read=read)
+        spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+        try:
+            _, cut, read = self._read(response, self.max_download_bytes, keep_tail=None, sink=spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return Download(data=b"", cut=cut, bytes_read=read, file=spool)
 
-    def _read(self, response: Any, limit: int, *, keep_tail: int | None) -> tuple[bytes, bool, int]:
-        """At most ``limit`` bytes of the body, streamed; with ``keep_tail``, only the last that many are kept."""
+    def _read(self, response: Any, limit: int, *, keep_tail: int | None,
+              sink: Any = None) -> tuple[bytes, bool, int]:
+        """At most ``limit`` bytes of the body, streamed; with ``keep_tail``, only the last that many are kept;
+        with ``sink``, every byte read is written there instead."""
         kept = bytearray()
         read = 0
         cut = False
@@ -252,7 +266,10 @@ class GitHubApi:
                     chunk = chunk[: limit - read]
                     cut = True
                 read += len(chunk)
-                kept += chunk
+                if sink is not None:
+                    sink.write(chunk)
+                else:
+                    kept += chunk
                 if keep_tail is not None and len(kept) > 2 * keep_tail:
                     del kept[: len(kept) - keep_tail]
                 if cut:

@@ -16,7 +16,6 @@ PyYAML's parser stopped; GitHub's parser (a different implementation) may name a
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from typing import TYPE_CHECKING, Any
@@ -106,13 +105,26 @@ def _tails(state: GatherState, api: GitHubApi, event: FailureEvent, jobs: list[F
         if download.cut:
             state.note_missing("github", f"the log archive of run {run_id} is larger than {api.max_download_bytes} "
                                          "bytes: not read; each failed job's own log was read instead")
+            download.file.close()
         else:
-            archive = zipfile.ZipFile(io.BytesIO(download.data))
+            archive = zipfile.ZipFile(download.file)
     except GitHubError as exc:
         state.note_missing("github", exc.note + "; each failed job's own log was read instead")
     except zipfile.BadZipFile:
+        download.file.close()
         state.note_missing("github", f"the log archive of run {run_id} is not a readable zip; each failed job's "
                                      "own log was read instead")
+    try:
+        return _job_tails(state, api, event, jobs, budget, archive)
+    finally:
+        if archive is not None:
+            archive.close()
+            download.file.close()
+
+
+def _job_tails(state: GatherState, api: GitHubApi, event: FailureEvent, jobs: list[FailedJob], budget: int,
+               archive: zipfile.ZipFile | None) -> list[LogStreamTail]:
+    repository = event.repository or ""
     tails = []
     for job in jobs:
         stream = f"{job.name}/{job.failed_step}" if job.failed_step else job.name

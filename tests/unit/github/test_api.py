@@ -4,7 +4,6 @@ and downloads that never read more than their cap."""
 
 from __future__ import annotations
 
-import io
 import zipfile
 
 import pytest
@@ -41,7 +40,7 @@ def test_the_log_archive_comes_through_the_redirect_and_the_token_stays_with_the
     github.add_run(REPO, 7, jobs=[BUILD])
     api, _ = api_for(github)
     download = api.run_logs(REPO, 7, 1)
-    names = zipfile.ZipFile(io.BytesIO(download.data)).namelist()
+    names = zipfile.ZipFile(download.file).namelist()
     assert "build/2_Configure AWS credentials.txt" in names and "1_build.txt" in names
     assert not download.cut
     assert github.api_requests[-1].headers["authorization"] == f"Bearer {github.token}"
@@ -55,7 +54,7 @@ def test_a_download_stops_at_its_cap_and_says_so(github: GitHubStandIn) -> None:
                    archive_bytes=big.encode())
     api, _ = api_for(github, max_download_bytes=65_536)
     download = api.run_logs(REPO, 7, 1)
-    assert download.cut and download.bytes_read == 65_536 and len(download.data) == 65_536
+    assert download.cut and download.bytes_read == 65_536 and len(download.file.read()) == 65_536
 
 
 def test_a_job_log_keeps_only_its_tail(github: GitHubStandIn) -> None:
