@@ -248,3 +248,33 @@ def _role_grants_exactly_what_was_called(calls: list[str]) -> None:
     assert called == {"secretsmanager:GetSecretValue", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
                       "dynamodb:DeleteItem", "sns:Publish"}, called
     assert granted == called | IMPLIED
+
+
+def test_no_secret_leaves_from_a_step_log_a_step_name_or_a_workflow_file(deployment: Deployment,
+                                                                          github: GitHubStandIn) -> None:
+    from tests.support.secret_corpus import leaks, secret_cases
+
+    cases = secret_cases()
+    corpus = [line for case in cases for line in case.text.splitlines()]
+    # Where the report shows GitHub's text: the deciding log lines, the job and step names, the branch.
+    deciding = "\n".join(f"{CREDENTIALS_ERROR} ({line})" for line in corpus)
+    step = f"Configure AWS credentials {corpus[0]}"
+    github.add_run(REPO, FAILURE["workflow_run"]["id"], jobs=[StandInJob(1, f"build {corpus[1]}", "failure", (
+        StandInStep(step, "failure", "\n".join(corpus) + "\n" + deciding),))])
+    run = STARTUP_FAILURE["workflow_run"]
+    broken = (WORKFLOW_FILES / "heredoc-body-less-indented.yml").read_text().replace(
+        '"Statement": []', '"Statement": [] # ' + " ".join(corpus[:5]))
+    github.add_file(REPO, run["path"], run["head_sha"], broken)
+    leaky_branch = _with(FAILURE, "workflow_run.head_branch", corpus[2])
+    replies = [deployment.deliver(leaky_branch), deployment.deliver(STARTUP_FAILURE)]
+    assert [r.status for r in replies] == [200, 200], [r.body for r in replies]
+    delivered = {
+        "slack": "\n".join(r.raw.decode() for r in deployment.slack.requests),
+        "sns": json.dumps(deployment.sns_messages()),
+        "dynamodb (every item, keys included)": json.dumps(
+            deployment.clients.dynamodb.scan(TableName=deployment.table)["Items"]),
+        "webhook answers": json.dumps([r.body for r in replies]),
+    }
+    for where, text in delivered.items():
+        assert text.strip(), f"{where}: nothing to check"
+        assert leaks(text, cases) == [], f"secrets reached {where}"
