@@ -10,6 +10,8 @@ What it guarantees, whatever GitHub answers:
   a response with `x-ratelimit-remaining: 0` no request is made before `x-ratelimit-reset`, and a 403/429
   that says so (or carries `retry-after`) is retried after the wait, but only when the wait is within
   ``max_rate_limit_wait``; otherwise GitHubError says until when.
+- One delivery's reads share a time budget (``begin(seconds)``): past it no request starts, so a slow
+  GitHub never holds the report past the function's timeout.
 - Every failure is a GitHubError whose ``note`` says what is missing and what to do (401: the token;
   403: its permissions; 404: the run or the repository's visibility to the token).
 """
@@ -59,6 +61,7 @@ class GitHubApi:
         max_download_bytes: int = 32 * 1024 * 1024,
         max_rate_limit_wait: float = 5.0,
         timeout: float = 10.0,
+        time_budget: float = 25.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         pool: Any = None,
@@ -70,13 +73,34 @@ class GitHubApi:
         self._host = urlsplit(self.base_url).netloc
         self.max_download_bytes = max_download_bytes
         self.max_rate_limit_wait = max_rate_limit_wait
+        self.time_budget = time_budget
         self._timeout = urllib3.Timeout(connect=min(3.0, timeout), read=timeout)
         self._sleep = sleep
         self._clock = clock
         self._pool = pool or urllib3.PoolManager(retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0,
                                                                        status=0, raise_on_status=False))
         self._blocked_until = 0.0
+        self._deadline: float | None = None
+        self._budget = 0.0
         self.requests = 0
+
+    def begin(self, seconds: float | None = None) -> None:
+        """Start one delivery's reads: none starts more than ``seconds`` (default: the client's
+        ``time_budget``) from now. The client outlives deliveries in a warm Lambda: each begins its own."""
+        self._budget = self.time_budget if seconds is None else seconds
+        self._deadline = self._clock() + self._budget
+
+    def _left(self) -> float | None:
+        return None if self._deadline is None else self._deadline - self._clock()
+
+    def _request_timeout(self) -> Any:
+        """The connect and per-read timeouts, never past the delivery's budget."""
+        left = self._left()
+        if left is None:
+            return self._timeout
+        cap = max(left, 0.1)
+        return type(self._timeout)(connect=min(self._timeout.connect_timeout, cap),
+                                   read=min(self._timeout.read_timeout, cap))
 
     # ------------------------------------------------------------ endpoints
 
@@ -139,10 +163,14 @@ class GitHubApi:
         return headers
 
     def _wait_for_rate_limit(self, what: str) -> None:
+        left = self._left()
+        if left is not None and left <= 0:
+            raise GitHubError(f"{what}: not read, the {self._budget:.0f} s given to GitHub's API for this delivery "
+                              "were used up (GitHub answered slowly); the report went out without it")
         wait = self._blocked_until - self._clock()
         if wait <= 0:
             return
-        if wait > self.max_rate_limit_wait:
+        if wait > self.max_rate_limit_wait or (left is not None and wait >= left):
             raise GitHubError(self._rate_note(what, wait), status=429)
         self._sleep(wait)
 
@@ -158,7 +186,9 @@ class GitHubApi:
             self._wait_for_rate_limit(what)
             try:
                 response = self._pool.request("GET", url, headers=self._headers(url, accept), redirect=False,
-                                              preload_content=False, timeout=self._timeout)
+                                              preload_content=False, timeout=self._request_timeout())
+            except GitHubError:
+                raise
             except Exception as exc:  # urllib3's errors: a network failure is missing evidence, never a crash
                 raise GitHubError(f"{what}: GitHub could not be reached ({type(exc).__name__}: {exc})") from None
             self.requests += 1

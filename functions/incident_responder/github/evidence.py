@@ -57,6 +57,7 @@ def gather_workflow_run(state: GatherState, clients: Any) -> None:
                                      "and workflow file were not read")
     else:
         try:
+            api.begin()
             if event.status == "startup_failure":
                 run = run.model_copy(update={"startup_error": _startup_error(state, api, event)})
             else:

@@ -137,3 +137,27 @@ def test_a_token_that_cannot_be_read_is_a_note_not_a_crash(github: GitHubStandIn
     with pytest.raises(GitHubError, match="GITHUB_TOKEN_SECRET_ARN"):
         GitHubApi(unreadable, base_url=github.url).jobs(REPO, 7, 1)
     assert github.api_requests == []
+
+
+def test_past_the_deliverys_time_budget_no_request_starts(github: GitHubStandIn) -> None:
+    github.add_run(REPO, 7, jobs=[BUILD])
+    now = [1000.0]
+    api = GitHubApi(github.token, base_url=github.url, clock=lambda: now[0], sleep=lambda s: None)
+    api.begin(25)
+    assert api.jobs(REPO, 7, 1)
+    now[0] += 26
+    with pytest.raises(GitHubError, match="the 25 s given to GitHub's API for this delivery were used up"):
+        api.run_logs(REPO, 7, 1)
+    assert len(github.api_requests) == 1
+    api.begin(25)  # the next delivery has its own budget
+    assert api.run_logs(REPO, 7, 1).bytes_read > 0
+
+
+def test_a_rate_limit_wait_longer_than_the_budget_left_is_not_waited(github: GitHubStandIn) -> None:
+    github.add_run(REPO, 7, jobs=[BUILD])
+    github.rate_limit_next(1, status=403, reset_in=4)
+    api, slept = api_for(github)
+    api.begin(2)
+    with pytest.raises(GitHubError, match="rate limit"):
+        api.jobs(REPO, 7, 1)
+    assert slept == []
