@@ -174,7 +174,8 @@ def test_a_delivery_whose_report_did_not_reach_every_sink_can_be_redelivered(
     deployment.slack.reply_next(500, times=3)  # the first try and the sink's 2 retries
     delivery = str(uuid.uuid4())
     first = deployment.deliver(FAILURE, delivery=delivery)
-    assert first.status == 503 and "redelivery" in first.body["reason"]
+    assert first.status == 503 and "the report did not reach slack" in first.body["reason"]
+    assert "redelivery" in first.body["reason"]
     sns_first = deployment.sns_messages()
     again = deployment.deliver(FAILURE, delivery=delivery)  # GitHub's redelivery: the same GUID
     assert again.status == 200, again.body

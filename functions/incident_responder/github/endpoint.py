@@ -110,7 +110,12 @@ class GitHubWebhookEndpoint:
             outcome = outcome.model_copy(update={"api_calls": len(calls)})
         except (DeliveryIncomplete, JoinPending, StoreUnavailable) as exc:
             self._release(event.event_id)
-            return _reply(503, "error", f"not finished ({exc}); what was delivered is recorded, so a redelivery from "
+            # The details (a sink's error) go to the function's redacting log; GitHub's page gets the gist.
+            self.log.warning(f"delivery {event.event_id} not finished: {exc}")
+            failed = sorted({n.sink for n in getattr(exc, "notifications", []) if not n.ok})
+            what = (f"the report did not reach {', '.join(failed)}" if failed else
+                    "the incident table could not be written" if isinstance(exc, StoreUnavailable) else str(exc))
+            return _reply(503, "error", f"not finished: {what}; what was delivered is recorded, so a redelivery from "
                                         "the webhook's Recent Deliveries sends only what is missing",
                           delivery=event.event_id)
         except Exception as exc:  # the claim must not outlive a crash: GitHub's redelivery must be handled
