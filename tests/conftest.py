@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.moto_server",
     "tests.support.slack_receiver",
     "tests.support.lambda_env",
+    "tests.support.github_standin",
 ]

@@ -58,6 +58,9 @@ class AwsClients:
     """One client per service, created on first use: a SageMaker failure never pays for the
     Step Functions client, and the large service models load only when needed."""
 
+    # The GitHub REST client (github.api.GitHubApi) where a token is configured; set by the webhook handler.
+    github: Any = None
+
     def __init__(self, factory: Callable[[str], Any], counter: CallCounter, region: str | None = None) -> None:
         self._factory = factory
         self._clients: dict[str, Any] = {}

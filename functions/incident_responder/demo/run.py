@@ -86,6 +86,11 @@ Stager = Callable[[Stage], dict[str, Any]]
 
 def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult:
     started = time.perf_counter()
+    if scenario.source == "github":  # a webhook delivery, not an EventBridge event (demo/github.py)
+        from .github import run_github_demo
+
+        outcome, payload, slack_payloads, sns_messages, _ = run_github_demo(scenario)
+        return DemoResult(scenario, outcome, payload, slack_payloads, sns_messages, time.perf_counter() - started)
     with isolated_from_user_aws_config(), start_emulator() as emulator, SlackReceiver() as slack:
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
         # moto keeps its state per process: names are unique so that runs never collide.

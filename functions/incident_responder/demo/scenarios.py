@@ -34,6 +34,22 @@ class StackEvent(BaseModel):
     reason: str | None = None
 
 
+class GitHubStep(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    conclusion: Literal["success", "failure", "skipped", "cancelled"] = "success"
+    log: str = ""
+
+
+class GitHubJob(BaseModel):
+    """One job of the failed run, as GitHub's jobs API lists it, with each step's log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    conclusion: Literal["success", "failure", "skipped", "cancelled"]
+    steps: list[GitHubStep]
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,6 +66,11 @@ class Scenario(BaseModel):
     # CloudFormation: the failed operation's resource events (the stack's own events are added around them).
     operation: Literal["CREATE", "UPDATE"] = "UPDATE"
     stack_events: list[StackEvent] = []
+    # GitHub Actions: the run's conclusion and workflow file (at the run's commit), and its jobs' steps.
+    conclusion: Literal["failure", "startup_failure"] = "failure"
+    workflow_path: str = ".github/workflows/build-training-image.yml"
+    workflow_file: str | None = None
+    jobs: list[GitHubJob] = []
     expect: Expectation
 
     @model_validator(mode="after")
@@ -58,6 +79,8 @@ class Scenario(BaseModel):
             raise ValueError("a cloudformation scenario needs stack_events with at least one *_FAILED resource")
         if self.source == "codebuild" and not (self.phase_context or self.log):
             raise ValueError("a codebuild scenario needs phase_context or a log")
+        if self.source == "github" and not (self.workflow_file if self.conclusion == "startup_failure" else self.jobs):
+            raise ValueError("a github scenario needs jobs (failure) or a workflow_file (startup_failure)")
         return self
 
 

@@ -17,6 +17,7 @@ from .image import gather_image
 from .logs import gather_logs
 from .stack import gather_stack
 from .training_job import gather_training_job
+from ..github.evidence import gather_workflow_run
 
 # Each analyzer reads only what its source has (a CodeBuild event names no training job, so the
 # SageMaker ones return at once); the build's description names its log stream, so it comes first.
@@ -27,6 +28,7 @@ ANALYZERS: dict[str, Analyzer] = {
     "stack": gather_stack,
     "logs": gather_logs,
     "image": gather_image,
+    "workflow_run": gather_workflow_run,
 }
 
 __all__ = ["ANALYZERS", "GatherSettings", "gather", "resolve_subject"]
