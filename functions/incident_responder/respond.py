@@ -82,6 +82,12 @@ def _handle(raw: Any, runtime: Runtime) -> Outcome:
 
 def handle_failure(event: FailureEvent, runtime: Runtime) -> Outcome:
     """Triage and deliver a failure that has passed intake (an AWS event's, or a verified webhook's)."""
+    with runtime.clients.counter.scope() as calls:
+        outcome = _triage_and_deliver(event, runtime)
+    return outcome.model_copy(update={"api_calls": len(calls)})
+
+
+def _triage_and_deliver(event: FailureEvent, runtime: Runtime) -> Outcome:
     incident = triage(event, runtime.clients, runtime.gather_settings, sleep=runtime.sleep)
     if runtime.rollback is not None:
         incident = runtime.rollback.advise(incident)

@@ -38,7 +38,7 @@ def finish(event: FailureEvent, gathered: Evidence) -> Incident:
     text, sources, trusted = compose_document(event, evidence)
     names = evidence.subject.template_names()
     diagnosis = attach_sources(classify(text, names=names, trusted_lines=trusted), sources)
-    diagnosis = with_source_commands(diagnosis, event.source, names)
+    diagnosis = with_source_commands(diagnosis, event.source, names, status=event.status)
     return Incident(
         key=key,
         subject=evidence.subject,
@@ -63,6 +63,8 @@ SOURCE_COMMANDS: dict[str, list[str]] = {
         "--query 'StackEvents[?ends_with(ResourceStatus, `_FAILED`)].[Timestamp,LogicalResourceId,ResourceStatusReason]'",
     ],
     "github": ["gh run view {run_id} --repo {github_repository} --log-failed"],
+    # A run that never started has no logs: the workflow file is what to check.
+    "github:startup_failure": ["actionlint {workflow_path}"],
 }
 # Names a source's failure never has: a rule's command that needs one is about another source.
 _SOURCE_NAMES = {
@@ -75,7 +77,7 @@ _SOURCE_NAMES = {
 _FOREIGN_NAMES = {source: set().union(*_SOURCE_NAMES.values()) - own for source, own in _SOURCE_NAMES.items()}
 
 
-def with_source_commands(diagnosis: Diagnosis, source: str, names: dict[str, str]) -> Diagnosis:
+def with_source_commands(diagnosis: Diagnosis, source: str, names: dict[str, str], *, status: str = "") -> Diagnosis:
     """The source's own commands first; a rule's command that names what this source never has
     (a training job, for a failed CodeBuild build) is left out rather than shown with a hole."""
     from .classify.engine import fill_command
@@ -83,7 +85,8 @@ def with_source_commands(diagnosis: Diagnosis, source: str, names: dict[str, str
     # A filled command shows a name it was not given as <name>.
     holes = [f"<{name}>" for name in _FOREIGN_NAMES.get(source, ())]
     kept = [command for command in diagnosis.commands if not any(hole in command for hole in holes)]
-    own = [fill_command(template, names) for template in SOURCE_COMMANDS.get(source, [])]
+    templates = SOURCE_COMMANDS.get(f"{source}:{status.lower()}") or SOURCE_COMMANDS.get(source, [])
+    own = [fill_command(template, names) for template in templates]
     return diagnosis.model_copy(update={"commands": list(dict.fromkeys(own + kept))})
 
 

@@ -105,9 +105,7 @@ class GitHubWebhookEndpoint:
             if claim.outcome == "replay":
                 return _reply(409, "refused", claim.reason, delivery=event.event_id)
         try:
-            with self.runtime.clients.counter.scope() as calls:
-                outcome = handle_failure(event, self.runtime)
-            outcome = outcome.model_copy(update={"api_calls": len(calls)})
+            outcome = handle_failure(event, self.runtime)
         except (DeliveryIncomplete, JoinPending, StoreUnavailable) as exc:
             self._release(event.event_id)
             # The details (a sink's error) go to the function's redacting log; GitHub's page gets the gist.
