@@ -7,7 +7,6 @@ caused by a heredoc inside `run: |` is reported as workflow_parsing, pointing at
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 import secrets
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.events import with_field
 from incident_responder.demo.provision import create_incident_table, create_topic_with_inbox, read_inbox
 from incident_responder.github.api import GitHubApi
 from incident_responder.github.endpoint import GitHubWebhookEndpoint, WebhookReply
@@ -92,16 +92,6 @@ def deployment(aws_clients, slack_receiver, github: GitHubStandIn) -> Deployment
     return Deployment(endpoint, secret, slack_receiver, aws_clients, queue_url, table)
 
 
-def _with(payload: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(payload)
-    *parents, last = dotted.split(".")
-    target = payload
-    for key in parents:
-        target = target[key]
-    target[last] = value
-    return payload
-
-
 def test_a_valid_failure_delivery_produces_exactly_one_report(deployment: Deployment, github: GitHubStandIn) -> None:
     _failed_build(github)
     reply = deployment.deliver(FAILURE)
@@ -133,10 +123,10 @@ def test_a_replayed_delivery_is_refused_and_reports_nothing_more(deployment: Dep
 REFUSED = {
     "bad-signature": ({"sign_with": "not-the-secret"}, FAILURE, 401, "bad signature"),
     "unsigned": ({"drop": ("X-Hub-Signature-256",)}, FAILURE, 401, "unsigned delivery"),
-    "stale": ({}, _with(FAILURE, "workflow_run.updated_at", "2026-11-20T16:00:00Z"), 400, "stale delivery"),
-    "unconfigured-repository": ({}, _with(FAILURE, "repository.full_name", "example-org/other"), 403,
+    "stale": ({}, with_field(FAILURE, "workflow_run.updated_at", "2026-11-20T16:00:00Z"), 400, "stale delivery"),
+    "unconfigured-repository": ({}, with_field(FAILURE, "repository.full_name", "example-org/other"), 403,
                                 "repository example-org/other is not configured"),
-    "unconfigured-workflow": ({}, _with(FAILURE, "workflow_run.path", ".github/workflows/release.yml"), 403,
+    "unconfigured-workflow": ({}, with_field(FAILURE, "workflow_run.path", ".github/workflows/release.yml"), 403,
                               "workflow .github/workflows/release.yml of example-org/3dgs-pipeline is not configured"),
 }
 
@@ -206,7 +196,7 @@ def test_the_lambda_handler_serves_the_http_api_route(aws_clients, emulator, sla
     import incident_responder.handlers.github_webhook as module
 
     module = importlib.reload(module)  # configuration is read at cold start
-    payload = _with(FAILURE, "workflow_run.updated_at",
+    payload = with_field(FAILURE, "workflow_run.updated_at",
                     datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     body = json.dumps(payload)
     headers = {"content-type": "application/json", "x-github-event": "workflow_run",
@@ -221,7 +211,7 @@ def test_the_lambda_handler_serves_the_http_api_route(aws_clients, emulator, sla
     # A startup failure whose first delivery fails at Slack (the claim is released), then its redelivery.
     run = STARTUP_FAILURE["workflow_run"]
     github.add_file(REPO, run["path"], run["head_sha"], (WORKFLOW_FILES / "heredoc-body-less-indented.yml").read_text())
-    startup = json.dumps(_with(STARTUP_FAILURE, "workflow_run.updated_at", payload["workflow_run"]["updated_at"]))
+    startup = json.dumps(with_field(STARTUP_FAILURE, "workflow_run.updated_at", payload["workflow_run"]["updated_at"]))
     headers = {**headers, "x-github-delivery": str(uuid.uuid4()),
                "x-hub-signature-256": signature(webhook_secret, startup.encode())}
     slack_receiver.reply_next(500, times=3)
@@ -266,7 +256,7 @@ def test_no_secret_leaves_from_a_step_log_a_step_name_or_a_workflow_file(deploym
     broken = (WORKFLOW_FILES / "heredoc-body-less-indented.yml").read_text().replace(
         '"Statement": []', '"Statement": [] # ' + " ".join(corpus[:5]))
     github.add_file(REPO, run["path"], run["head_sha"], broken)
-    leaky_branch = _with(FAILURE, "workflow_run.head_branch", corpus[2])
+    leaky_branch = with_field(FAILURE, "workflow_run.head_branch", corpus[2])
     replies = [deployment.deliver(leaky_branch), deployment.deliver(STARTUP_FAILURE)]
     assert [r.status for r in replies] == [200, 200], [r.body for r in replies]
     delivered = {

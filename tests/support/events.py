@@ -20,3 +20,16 @@ def load_event(name: str) -> Any:
 def pipeline_event_files() -> list[Path]:
     """Events of the two kinds the TriageFunction receives (not the classify-* inputs)."""
     return [p for p in event_files() if not p.name.startswith("classify-")]
+
+
+def with_field(event: Any, dotted: str, value: Any) -> Any:
+    """A deep copy of ``event`` with the field at ``dotted`` (e.g. "workflow_run.conclusion") set."""
+    import copy
+
+    event = copy.deepcopy(event)
+    *parents, last = dotted.split(".")
+    target = event
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return event

@@ -19,7 +19,7 @@ from ..github.webhook import WebhookConfig, signature
 from ..runtime import ResponderSettings, build_runtime
 from .emulator import EMULATOR_CREDENTIALS, start_emulator
 from .github_standin import GitHubStandIn, StandInJob, StandInStep
-from .provision import create_incident_table, create_topic_with_inbox, read_inbox
+from .provision import create_demo_sinks, read_inbox
 from .scenarios import Scenario
 from .slack_receiver import SlackReceiver
 
@@ -59,25 +59,21 @@ def run_github_demo(scenario: Scenario) -> tuple[Any, dict[str, Any], list[Any],
     with (isolated_from_user_aws_config(), start_emulator() as emulator, SlackReceiver() as slack,
           GitHubStandIn(token="demo-" + secrets.token_hex(16)) as github):
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
-        run = uuid.uuid4().hex[:8]
-        table, slack_secret = f"incident-responder-demo-{run}", f"incident-responder/slack-webhook-{run}"
-        create_incident_table(clients, table)
-        topic_arn, queue_url = create_topic_with_inbox(clients, f"incident-responder-demo-{run}")
-        clients.secretsmanager.create_secret(Name=slack_secret, SecretString=json.dumps({"webhook_url": slack.url}))
+        sinks = create_demo_sinks(clients, slack.url, uuid.uuid4().hex[:8])
         if scenario.workflow_file is not None:
             github.add_file(REPOSITORY, scenario.workflow_path, HEAD_SHA, scenario.workflow_file)
         github.add_run(REPOSITORY, run_id, jobs=[
             StandInJob(31_000 + i, job.name, job.conclusion,
                        tuple(StandInStep(s.name, s.conclusion, s.log) for s in job.steps))
             for i, job in enumerate(scenario.jobs, start=1)])
-        settings = ResponderSettings(region=REGION, endpoint_url=emulator.url, incident_table=table,
-                                     sns_topic_arn=topic_arn, slack_webhook_secret_arn=slack_secret, log_wait_seconds=0)
+        settings = ResponderSettings(region=REGION, endpoint_url=emulator.url, incident_table=sinks.table,
+                                     sns_topic_arn=sinks.topic_arn, slack_webhook_secret_arn=sinks.slack_secret, log_wait_seconds=0)
         runtime = build_runtime(settings, clients=clients)
         clients.github = GitHubApi(github.token, base_url=github.url)
         webhook_secret = secrets.token_hex(20)
         endpoint = GitHubWebhookEndpoint.build(
             config=WebhookConfig(repositories=REPOSITORY, workflows=scenario.workflow_path, region=REGION),
-            secret=lambda: webhook_secret, runtime=runtime, table=table)
+            secret=lambda: webhook_secret, runtime=runtime, table=sinks.table)
         payload = workflow_run_delivery(scenario, run_id=run_id, updated_at=datetime.now(timezone.utc))
         body = json.dumps(payload).encode()
         reply = endpoint.handle({"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": str(uuid.uuid4()),
@@ -85,4 +81,4 @@ def run_github_demo(scenario: Scenario) -> tuple[Any, dict[str, Any], list[Any],
                                  "X-Hub-Signature-256": signature(webhook_secret, body)}, body)
         if reply.outcome is None:
             raise RuntimeError(f"the webhook endpoint answered {reply.status}: {reply.body.get('reason')}")
-        return reply.outcome, payload, [r.body for r in slack.requests], read_inbox(clients, queue_url), reply
+        return reply.outcome, payload, [r.body for r in slack.requests], read_inbox(clients, sinks.queue_url), reply

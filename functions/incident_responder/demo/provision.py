@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..evidence.base import TRAINING_LOG_GROUP
@@ -20,6 +21,25 @@ def create_incident_table(clients: Any, name: str) -> None:
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+@dataclass(frozen=True)
+class DemoSinks:
+    table: str
+    topic_arn: str
+    queue_url: str
+    slack_secret: str
+
+
+def create_demo_sinks(clients: Any, slack_url: str, run: str) -> DemoSinks:
+    """What a demo run reports into: the incident table, the SNS topic with an SQS inbox, and the
+    Slack webhook secret (pointing at the local receiver). Names carry ``run``: moto's state is per
+    process, so runs never collide."""
+    table, secret = f"incident-responder-demo-{run}", f"incident-responder/slack-webhook-{run}"
+    create_incident_table(clients, table)
+    topic_arn, queue_url = create_topic_with_inbox(clients, f"incident-responder-demo-{run}")
+    clients.secretsmanager.create_secret(Name=secret, SecretString=json.dumps({"webhook_url": slack_url}))
+    return DemoSinks(table, topic_arn, queue_url, secret)
 
 
 def _sqs(clients: Any) -> Any:

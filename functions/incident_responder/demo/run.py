@@ -20,9 +20,8 @@ from ..runtime import ResponderSettings, build_runtime
 from ..respond import Outcome, handle_event
 from .emulator import EMULATOR_ACCOUNT, EMULATOR_CREDENTIALS, start_emulator
 from .provision import (
-    create_incident_table,
+    create_demo_sinks,
     create_failed_build,
-    create_topic_with_inbox,
     create_training_job,
     push_images,
     read_inbox,
@@ -93,24 +92,20 @@ def run_demo(scenario: Scenario, *, log_wait_seconds: float = 2.0) -> DemoResult
         return DemoResult(scenario, outcome, payload, slack_payloads, sns_messages, time.perf_counter() - started)
     with isolated_from_user_aws_config(), start_emulator() as emulator, SlackReceiver() as slack:
         clients = make_clients(region=REGION, endpoint_url=emulator.url, credentials=EMULATOR_CREDENTIALS)
-        # moto keeps its state per process: names are unique so that runs never collide.
         run = uuid.uuid4().hex[:8]
-        table, secret = f"incident-responder-demo-{run}", f"incident-responder/slack-webhook-{run}"
-        create_incident_table(clients, table)
-        topic_arn, queue_url = create_topic_with_inbox(clients, f"incident-responder-demo-{run}")
-        clients.secretsmanager.create_secret(Name=secret, SecretString=json.dumps({"webhook_url": slack.url}))
+        sinks = create_demo_sinks(clients, slack.url, run)
         event = STAGERS[scenario.source](Stage(scenario, clients, emulator, run))
         settings = ResponderSettings(
             region=REGION,
             endpoint_url=emulator.url,
-            incident_table=table,
-            sns_topic_arn=topic_arn,
-            slack_webhook_secret_arn=secret,
+            incident_table=sinks.table,
+            sns_topic_arn=sinks.topic_arn,
+            slack_webhook_secret_arn=sinks.slack_secret,
             log_wait_seconds=log_wait_seconds if scenario.log is None else 0,
         )
         clients.counter.reset()
         outcome = handle_event(event, build_runtime(settings, clients=clients))
-        sns_messages = read_inbox(clients, queue_url)
+        sns_messages = read_inbox(clients, sinks.queue_url)
         return DemoResult(
             scenario=scenario,
             outcome=outcome,

@@ -3,7 +3,6 @@ wrong and what to do, and only a signed, fresh, allowed failure becomes a Failur
 
 from __future__ import annotations
 
-import copy
 import json
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.events import with_field
 from incident_responder.github.webhook import Verdict, WebhookConfig, signature, verify_delivery
 from incident_responder.models import FailureEvent
 
@@ -23,16 +23,6 @@ DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 CONFIG = WebhookConfig(repositories="Example-Org/3dgs-pipeline",
                        workflows=".github/workflows/build-training-image.yml,.github/workflows/cdk-bootstrap.yml",
                        max_age_seconds=3600, region="us-west-2")
-
-
-def _set(payload: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(payload)
-    *parents, last = dotted.split(".")
-    target = payload
-    for key in parents:
-        target = target[key]
-    target[last] = value
-    return payload
 
 
 def deliver(payload: Any = FAILURE, *, secret: str, sign_with: str | None = None, event: str = "workflow_run",
@@ -64,9 +54,9 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str, tuple[str, ...]]] = {
     "stale": ({"now": UPDATED + timedelta(seconds=3601)}, 400, "refused",
               ("stale delivery", "3601 s ago", "no timestamp header", "GITHUB_MAX_DELIVERY_AGE_SECONDS")),
     "from-the-future": ({"now": UPDATED - timedelta(minutes=10)}, 400, "refused", ("in the future", "clock")),
-    "unconfigured-repository": ({"payload": _set(FAILURE, "repository.full_name", "someone-else/fork")}, 403,
+    "unconfigured-repository": ({"payload": with_field(FAILURE, "repository.full_name", "someone-else/fork")}, 403,
                                 "refused", ("repository someone-else/fork is not configured", "GitHubRepositories")),
-    "unconfigured-workflow": ({"payload": _set(FAILURE, "workflow_run.path", ".github/workflows/docs.yml")}, 403,
+    "unconfigured-workflow": ({"payload": with_field(FAILURE, "workflow_run.path", ".github/workflows/docs.yml")}, 403,
                               "refused", ("workflow .github/workflows/docs.yml", "not configured", "GitHubWorkflows")),
     "form-encoded": ({"body": b"payload=%7B%7D", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
                      415, "refused", ("application/json",)),
@@ -76,10 +66,10 @@ REFUSALS: dict[str, tuple[dict[str, Any], int, str, tuple[str, ...]]] = {
                            ("workflow_run", "nothing was triaged")),
     "push-event": ({"event": "push"}, 202, "ignored", ("'push' is not handled", "Workflow runs")),
     "ping": ({"event": "ping"}, 200, "ignored", ("ping",)),
-    "requested": ({"payload": _set(FAILURE, "action", "requested")}, 202, "ignored", ("'requested'",)),
-    "success": ({"payload": _set(FAILURE, "workflow_run.conclusion", "success")}, 202, "ignored",
+    "requested": ({"payload": with_field(FAILURE, "action", "requested")}, 202, "ignored", ("'requested'",)),
+    "success": ({"payload": with_field(FAILURE, "workflow_run.conclusion", "success")}, 202, "ignored",
                 ("concluded 'success'", "failure and startup_failure")),
-    "cancelled": ({"payload": _set(FAILURE, "workflow_run.conclusion", "cancelled")}, 202, "ignored",
+    "cancelled": ({"payload": with_field(FAILURE, "workflow_run.conclusion", "cancelled")}, 202, "ignored",
                   ("concluded 'cancelled'",)),
 }
 
@@ -131,7 +121,7 @@ def test_header_names_are_case_insensitive_as_api_gateway_lowercases_them(secret
 
 def test_a_star_allows_every_workflow_of_a_configured_repository(secret: str) -> None:
     config = CONFIG.model_copy(update={"workflows": frozenset({"*"})})
-    payload = _set(FAILURE, "workflow_run.path", ".github/workflows/anything.yml")
+    payload = with_field(FAILURE, "workflow_run.path", ".github/workflows/anything.yml")
     assert isinstance(deliver(payload, secret=secret, config=config), FailureEvent)
 
 
