@@ -194,15 +194,22 @@ def print_result(result: DemoResult, files: dict[str, Path], stream: TextIO, *, 
 def training_job_event(job: dict[str, Any], region: str, *, event_id: str | None = None) -> dict[str, Any]:
     """The "SageMaker Training Job State Change" event EventBridge sends for this job."""
     detail = _epoch_ms_strings({k: v for k, v in job.items() if k != "ResponseMetadata"})
+    return _envelope("SageMaker Training Job State Change", "aws.sagemaker", job["TrainingJobArn"], detail, region,
+                     event_id)
+
+
+def _envelope(detail_type: str, source: str, resource: str, detail: dict[str, Any], region: str,
+              event_id: str | None) -> dict[str, Any]:
+    """An EventBridge event from the emulator's account, sent now."""
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
-        "detail-type": "SageMaker Training Job State Change",
-        "source": "aws.sagemaker",
+        "detail-type": detail_type,
+        "source": source,
         "account": EMULATOR_ACCOUNT,
         "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [job["TrainingJobArn"]],
+        "resources": [resource],
         "detail": detail,
     }
 
@@ -213,16 +220,7 @@ def codebuild_event(build: dict[str, Any], region: str, *, event_id: str | None 
                "phase-context": [f"{c.get('statusCode', '')}: {c.get('message', '')}" for c in p.get("contexts", [])]}
               for p in build.get("phases", [])]
     logs = build.get("logs", {})
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "CodeBuild Build State Change",
-        "source": "aws.codebuild",
-        "account": EMULATOR_ACCOUNT,
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [build["arn"]],
-        "detail": {
+    return _envelope("CodeBuild Build State Change", "aws.codebuild", build["arn"], {
             "build-status": build["buildStatus"],
             "project-name": build["projectName"],
             "build-id": build["arn"],
@@ -234,28 +232,17 @@ def codebuild_event(build: dict[str, Any], region: str, *, event_id: str | None 
             },
             "current-phase": "COMPLETED",
             "version": "1",
-        },
-    }
+        }, region, event_id)
 
 
 def stack_status_event(stack: dict[str, Any], region: str, *, event_id: str | None = None,
                        status: str | None = None) -> dict[str, Any]:
     """The "CloudFormation Stack Status Change" event EventBridge sends for this stack's status."""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "CloudFormation Stack Status Change",
-        "source": "aws.cloudformation",
-        "account": EMULATOR_ACCOUNT,
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [stack["StackId"]],
-        "detail": {
-            "stack-id": stack["StackId"],
-            "status-details": {"status": status or stack["StackStatus"], "status-reason": stack.get("StackStatusReason", "")},
-            "client-request-token": "",
-        },
-    }
+    return _envelope("CloudFormation Stack Status Change", "aws.cloudformation", stack["StackId"], {
+        "stack-id": stack["StackId"],
+        "status-details": {"status": status or stack["StackStatus"], "status-reason": stack.get("StackStatusReason", "")},
+        "client-request-token": "",
+    }, region, event_id)
 
 
 def _epoch_ms_strings(value: Any) -> Any:
