@@ -18,6 +18,9 @@ from splat_trainer.config import ConfigError, TrainConfig
         ({"strategy": '"mcmc"'}, "strategy", "mcmc"),  # the SageMaker SDK JSON-quotes strings
         ({"strategy": "mcmc", "cap_max": "500000"}, "cap_max", 500_000),
         ({"cap_max": "AUTO"}, "cap_max", "auto"),
+        ({"reset_start_iter": "0"}, "reset_start_iter", 0),
+        ({"reset_start_iter": "9000"}, "reset_start_iter", 9000),
+        ({"reset_start_iter": "Auto"}, "reset_start_iter", "auto"),
         ({"packed": "true"}, "packed", True),
         ({"packed": "False"}, "packed", False),
         ({"data_factor": "4"}, "data_factor", 4),
@@ -26,6 +29,12 @@ from splat_trainer.config import ConfigError, TrainConfig
 )
 def test_strings_become_typed_values(raw, field, expected):
     assert getattr(TrainConfig.from_hyperparameters(raw), field) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [({}, 7500), ({"refine_stop_iter": "9000"}, 4500),
+                                           ({"reset_start_iter": "0"}, 0), ({"reset_start_iter": "6001"}, 6001)])
+def test_first_opacity_reset_from_is_half_the_refinement_phase_unless_set(raw, expected):
+    assert TrainConfig.from_hyperparameters(raw).first_opacity_reset_from() == expected
 
 
 def test_defaults_follow_simple_trainer():
@@ -46,6 +55,8 @@ def test_defaults_follow_simple_trainer():
         ({"strategy": "adc"}, "strategy", '"default" or "mcmc"'),
         ({"cap_max": "12"}, "cap_max", ">= 1000"),
         ({"cap_max": "lots"}, "cap_max", '"auto"'),
+        ({"reset_start_iter": "-1"}, "reset_start_iter", "an integer >= 0"),
+        ({"reset_start_iter": "soon"}, "reset_start_iter", '"auto"'),
         ({"data_factor": "3"}, "data_factor", "1, 2, 4 or 8"),
         ({"ssim_lambda": "1.5"}, "ssim_lambda", "[0, 1]"),
         ({"packed": "maybe"}, "packed", "true or false"),

@@ -9,7 +9,8 @@ import torch
 from splat_trainer.config import TrainConfig
 from splat_trainer.raster_torch import rasterization
 from splat_trainer.strategy import (
-    FixedDefaultStrategy, StrategyUnavailable, gsplat_1_5_3_reset_condition, make_strategy, opacity_reset_due,
+    FixedDefaultStrategy, StrategyUnavailable, first_reset_step, gsplat_1_5_3_reset_condition, make_strategy,
+    opacity_reset_due,
 )
 
 
@@ -72,6 +73,40 @@ def test_opacity_is_reset_at_reset_every_and_its_adam_moments_zeroed(packed):
     assert opts["opacities"].param_groups[0]["params"][0] is splats["opacities"]
 
 
+@pytest.mark.parametrize("reset_start_iter, expected", [(0, 3000), (1, 3000), (3000, 3000), (3001, 6000),
+                                                        (7500, 9000), (9000, 9000)])
+def test_first_reset_is_the_first_multiple_of_reset_every_from_reset_start_iter(reset_start_iter, expected):
+    assert first_reset_step(3000, reset_start_iter) == expected
+
+
+def test_no_reset_before_reset_start_iter_then_resets_on_the_same_multiples():
+    strategy = FixedDefaultStrategy(reset_every=2, reset_start_iter=5, refine_start_iter=1000, refine_stop_iter=100)
+    splats, opts = make_splats()
+    state = strategy.initialize_state()
+    resets = [step for step in range(1, 9) if one_step(strategy, state, splats, opts, step)["opacity_reset"]]
+    assert resets == [6, 8]  # 2 and 4 are before reset_start_iter
+
+
+@pytest.mark.parametrize("reset_start_iter, pruned_at_step_5", [(0, True), (5, False)])
+def test_gaussians_too_big_in_world_space_are_pruned_only_after_the_first_reset(reset_start_iter, pruned_at_step_5):
+    # reset_every=4: gsplat prunes "too big" Gaussians from step 5 on; with the first reset at 8, not before step 9
+    strategy = FixedDefaultStrategy(reset_every=4, reset_start_iter=reset_start_iter, refine_start_iter=0,
+                                    refine_every=5, refine_stop_iter=100, grow_grad2d=1e9, prune_scale3d=0.1)
+    splats, opts = make_splats()
+    with torch.no_grad():
+        splats["scales"][:5] = torch.log(torch.tensor(0.5))  # 5 Gaussians larger than 0.1 x scene_scale
+    state = strategy.initialize_state(scene_scale=1.0)
+    for step in range(1, 5):
+        assert one_step(strategy, state, splats, opts, step)["pruned"] == 0
+    events = one_step(strategy, state, splats, opts, 5)
+    assert (events["pruned"] >= 5) is pruned_at_step_5
+    if not pruned_at_step_5:
+        assert len(splats["means"]) == 40
+        for step in range(6, 11):
+            events = one_step(strategy, state, splats, opts, step)
+        assert events["pruned"] >= 5  # step 10 (refine) follows the reset at 8
+
+
 def test_no_reset_after_refine_stop():
     strategy = FixedDefaultStrategy(reset_every=2, refine_start_iter=1000, refine_stop_iter=3)
     splats, opts = make_splats()
@@ -119,6 +154,8 @@ def test_default_strategy_takes_the_config_thresholds():
     cfg = TrainConfig(grow_grad2d=0.0005, reset_every=1234, refine_stop_iter=9000, prune_opa=0.01)
     s = make_strategy(cfg, "torch")
     assert (s.grow_grad2d, s.reset_every, s.refine_stop_iter, s.prune_opa) == (0.0005, 1234, 9000, 0.01)
+    assert s.reset_start_iter == 4500  # "auto": half the refinement phase
+    assert make_strategy(TrainConfig(reset_start_iter=0), "torch").reset_start_iter == 0
 
 
 def test_absgrad_needs_the_gsplat_backend_and_reaches_the_strategy():

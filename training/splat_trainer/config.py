@@ -87,6 +87,10 @@ class TrainConfig(BaseModel):
     absgrad: bool = _accepted("true or false (AbsGS gradients for densification; pair with grow_grad2d=0.0008)",
                               default=False)
     reset_every: int = _accepted("an integer >= 1", default=3000, ge=1)
+    reset_start_iter: int | Literal["auto"] = _accepted(
+        '"auto" (half of refine_stop_iter) or an integer >= 0: no opacity reset before this step (resets stay on '
+        "multiples of reset_every) and no pruning of Gaussians too large in world space before the first reset; "
+        "0 gives the 3DGS schedule (first reset at reset_every)", default="auto")
     opacity_reg: float = _accepted("a number >= 0 (MCMC opacity regularization)", default=0.01, ge=0.0)
     scale_reg: float = _accepted("a number >= 0 (MCMC scale regularization)", default=0.01, ge=0.0)
     # rasterization
@@ -120,6 +124,25 @@ class TrainConfig(BaseModel):
         if isinstance(value, str) and value.strip().lower() != "auto":
             return int(value.strip())
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("reset_start_iter", mode="before")
+    @classmethod
+    def _reset_start_int_or_auto(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return text if text == "auto" else int(text)
+        return value
+
+    @field_validator("reset_start_iter")
+    @classmethod
+    def _reset_start_not_negative(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("reset_start_iter must be >= 0")
+        return value
+
+    def first_opacity_reset_from(self) -> int:
+        """The step from which opacity resets may happen: reset_start_iter, or half the refinement phase for "auto"."""
+        return self.refine_stop_iter // 2 if self.reset_start_iter == "auto" else int(self.reset_start_iter)
 
     @field_validator("cap_max")
     @classmethod
