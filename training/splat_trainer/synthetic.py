@@ -8,6 +8,10 @@ model + PNG images, for tests and benchmarks. Two styles:
   background (sky with clouds and a mountain band at 80 units, 15-20x the cameras' orbit) and SfM points
   that, as in COLMAP, are sparse on the far background. `detail` is the number of noise octaves: more
   octaves, finer texture, more Gaussians before the error stops driving densification.
+  `foliage` adds that many trees and bushes whose crowns are nested shells of leaves with holes: depth
+  discontinuities at every leaf edge, the background seen through the gaps (parallax), a dark inner crown,
+  and glossy leaves (a specular highlight, so the colour depends on the view). That is what makes real
+  outdoor captures grow to millions of Gaussians; texture alone stops paying once it is below a pixel.
 
 Why ray-traced analytic primitives: the ground truth is exact and textured at several frequencies, so test
 PSNR measures the trainer rather than SfM noise, and the same seed gives the same scene on any machine.
@@ -15,6 +19,7 @@ The tracer is PyTorch, so it runs on a GPU for benchmark-sized scenes (200 x 1 M
 
     python -m splat_trainer.synthetic OUT --images 200 --width 1152 --height 864 [--points 60000] [--seed 0]
     python -m splat_trainer.synthetic OUT --style outdoor --images 320 --width 1152 --height 864 --points 200000
+    python -m splat_trainer.synthetic OUT --style outdoor --foliage 40 --images 320 --width 1152 --height 864
 """
 
 from __future__ import annotations
@@ -216,19 +221,41 @@ def fbm(p: torch.Tensor, base_freq: float, octaves: int, gain: float, salt: int,
     return ((total / norm - 0.5) * contrast + 0.5).clamp(0, 1)
 
 
+# foliage: each crown is LEAF_SHELLS concentric shells (fractions of the crown radius) around a solid dark core;
+# a shell is leaf where 2-octave noise at LEAF_FREQ (per unit: leaves of ~3-5 cm) passes LEAF_THRESHOLD, so
+# about 45 % of each shell is leaf and rays reach inner shells and what lies behind through the gaps
+LEAF_SHELLS = (1.0, 0.8, 0.6, 0.42)
+LEAF_CORE = 0.28
+LEAF_FREQ = 14.0
+LEAF_THRESHOLD = 0.52
+LEAF_KIND = 4
+
+
+@dataclass
+class Foliage:
+    centre: torch.Tensor  # [T, 3] crown centres
+    radius: torch.Tensor  # [T] crown radii
+    colour: torch.Tensor  # [T, 2, 3] two leaf colours
+
+    def to(self, device) -> "Foliage":
+        return Foliage(self.centre.to(device), self.radius.to(device), self.colour.to(device))
+
+
 @dataclass
 class OutdoorScene:
     """Ground plane z = 0 out to the far sphere, noise-textured spheres ("bushes") and boxes ("rocks",
-    "crates") around a central cluster, and the far sphere (sky, clouds, a mountain band)."""
+    "crates") around a central cluster, the far sphere (sky, clouds, a mountain band), and optionally trees
+    and bushes with leafy crowns (`foliage`; their trunks are boxes)."""
 
     prim: Primitives
     detail: int
+    foliage: Foliage | None = None
 
     def to(self, device) -> "OutdoorScene":
-        return OutdoorScene(self.prim.to(device), self.detail)
+        return OutdoorScene(self.prim.to(device), self.detail, self.foliage.to(device) if self.foliage else None)
 
 
-def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL) -> OutdoorScene:
+def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL, foliage: int = 0) -> OutdoorScene:
     g = torch.Generator().manual_seed(seed + 17)
 
     def rand(*shape):
@@ -254,25 +281,124 @@ def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL) -> OutdoorScene:
         box_col=torch.stack([rand(n_b, 3) * 0.35 + 0.25, rand(n_b, 3) * 0.5 + 0.45], 1),
         box_freq=4.0 + rand(n_b).mul(8).floor(),
     )
-    return OutdoorScene(prim, detail)
+    return OutdoorScene(prim, detail, _make_foliage(seed, foliage, prim) if foliage else None)
+
+
+def _make_foliage(seed: int, n: int, prim: Primitives) -> Foliage:
+    """n crowns (drawn from their own generator, so the rest of the scene is the same with or without them):
+    a fifth are bushes between the central cluster and the cameras' orbit (radius 1.6-2.9, seen from 1-4
+    units), a fifth are trees in the central cluster, the rest trees 6.5-16 units out (several depth layers
+    behind the subject). Each tree gets a trunk box appended to `prim`'s boxes."""
+    g = torch.Generator().manual_seed(seed + 29)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g)
+
+    n_bush = max(1, n // 5)
+    n_mid = max(1, n // 5) if n > 1 else 0
+    n_far = n - n_bush - n_mid
+    rad = torch.cat([1.6 + rand(n_bush) * 1.3, rand(n_mid) * 1.3, 6.5 + rand(n_far) * 9.5])
+    ang = rand(n) * 2 * math.pi
+    radius = torch.cat([0.25 + rand(n_bush) * 0.2, 0.45 + rand(n_mid) * 0.35, 0.9 + rand(n_far) * 1.3])
+    height = torch.cat([radius[:n_bush] * 0.9, radius[n_bush:] * (1.4 + rand(n - n_bush) * 1.2)])
+    centre = torch.stack([rad * torch.cos(ang), rad * torch.sin(ang), height], -1)
+    colour = torch.stack([rand(n, 3) * torch.tensor([0.15, 0.3, 0.1]) + torch.tensor([0.05, 0.2, 0.03]),
+                          rand(n, 3) * torch.tensor([0.35, 0.4, 0.2]) + torch.tensor([0.25, 0.4, 0.1])], 1)
+    trees = torch.arange(n_bush, n)
+    half_w = 0.05 + radius[trees] * 0.08
+    c = centre[trees]
+    t_min = torch.stack([c[:, 0] - half_w, c[:, 1] - half_w, torch.zeros_like(half_w)], -1)
+    t_max = torch.stack([c[:, 0] + half_w, c[:, 1] + half_w, c[:, 2]], -1)
+    prim.box_min = torch.cat([prim.box_min, t_min])
+    prim.box_max = torch.cat([prim.box_max, t_max])
+    prim.box_col = torch.cat([prim.box_col, torch.stack([torch.full((len(trees), 3), 0.18) + rand(len(trees), 1) * 0.1,
+                                                         torch.full((len(trees), 3), 0.35) + rand(len(trees), 1) * 0.1],
+                                                        1) * torch.tensor([1.0, 0.8, 0.6])])
+    prim.box_freq = torch.cat([prim.box_freq, torch.full((len(trees),), 9.0)])
+    return Foliage(centre, radius, colour)
+
+
+def _leaf(p: torch.Tensor) -> torch.Tensor:
+    """Whether a point of a crown's shell is leaf (True) or a gap."""
+    v = 0.65 * value_noise(p, LEAF_FREQ, 51) + 0.35 * value_noise(p, LEAF_FREQ * 2.3, 52)
+    return v > LEAF_THRESHOLD
+
+
+def _foliage_hits(origins: torch.Tensor, dirs: torch.Tensor, foliage: Foliage, best_t: torch.Tensor,
+                  kind: torch.Tensor, index: torch.Tensor) -> None:
+    """Lower best_t (in place) to each ray's nearest leaf or crown core, marking it kind LEAF_KIND and the
+    crown's index. Only rays that enter a crown's bounding sphere before their current hit are tested."""
+    for k in range(foliage.centre.shape[0]):
+        oc = origins - foliage.centre[k]
+        b = (oc * dirs).sum(-1)
+        c = (oc * oc).sum(-1) - foliage.radius[k] ** 2
+        disc = b * b - c
+        rows = torch.nonzero((disc > 0) & (-b + torch.sqrt(disc.clamp_min(0)) > 1e-4)
+                             & (-b - torch.sqrt(disc.clamp_min(0)) < best_t)).squeeze(-1)
+        if rows.numel() == 0:
+            continue
+        o, d, bb, ocr = origins[rows], dirs[rows], b[rows], (oc * oc).sum(-1)[rows]
+        t_best = best_t[rows].clone()
+        for frac in (*LEAF_SHELLS, LEAF_CORE):
+            r = foliage.radius[k] * frac
+            dd = bb * bb - (ocr - r * r)
+            root = torch.sqrt(dd.clamp_min(0))
+            # a shell is hit where it enters and where it leaves (its far side, seen through a gap); the core only
+            # where it enters
+            for t in ((-bb - root,) if frac == LEAF_CORE else (-bb - root, -bb + root)):
+                ok = (dd > 0) & (t > 1e-4) & (t < t_best)
+                if frac != LEAF_CORE and bool(ok.any()):
+                    sel = torch.nonzero(ok).squeeze(-1)
+                    ok[sel] = _leaf(o[sel] + d[sel] * t[sel, None])
+                t_best = torch.where(ok, t, t_best)
+        hit = t_best < best_t[rows]
+        best_t[rows] = t_best
+        kind[rows] = torch.where(hit, LEAF_KIND, kind[rows])
+        index[rows] = torch.where(hit, k, index[rows])
 
 
 def trace_outdoor(origins: torch.Tensor, dirs: torch.Tensor, scene: OutdoorScene) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour [R, 3] and hit point [R, 3] of each ray (every ray hits: the far sphere encloses the scene)."""
     prim = scene.prim
     best_t, kind, index = _nearest_hits(origins, dirs, prim, FAR_RADIUS)
+    if scene.foliage is not None:
+        _foliage_hits(origins, dirs, scene.foliage, best_t, kind, index)
     p = origins + dirs * best_t[:, None]
-    return outdoor_colour(p, kind, index, scene), p
+    return outdoor_colour(p, kind, index, scene, dirs), p
 
 
-def outdoor_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+def outdoor_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, scene: OutdoorScene,
+                   dirs: torch.Tensor | None = None) -> torch.Tensor:
     """Each kind's texture is evaluated on its own rays only (fractal noise is most of the generator's time)."""
     col = torch.zeros_like(p)
-    for k, shade in enumerate((_far_colour, _ground_colour, _sphere_colour, _box_colour)):
+    for k, shade in enumerate((_far_colour, _ground_colour, _sphere_colour, _box_colour, _leaf_colour)):
         rows = torch.nonzero(kind == k).squeeze(-1)
         if rows.numel():
-            col[rows] = shade(p[rows], index[rows], scene)
+            if k == LEAF_KIND:
+                col[rows] = _leaf_colour(p[rows], index[rows], scene, None if dirs is None else dirs[rows])
+            else:
+                col[rows] = shade(p[rows], index[rows], scene)
     return col.clamp(0, 1)
+
+
+def _leaf_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene, dirs: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """Leaves: two greens mixed by fine noise, darker deeper in the crown (the core is in shadow), and a glossy
+    highlight towards the light when the view direction is known (view-dependent, as real leaves are)."""
+    fol = scene.foliage
+    rel = p - fol.centre[index]
+    depth = (rel.norm(dim=-1) / fol.radius[index]).clamp(0, 1)
+    n = rel / rel.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    vein = fbm(p, 40.0, 3, 0.7, 53, contrast=2.5)
+    alb = fol.colour[index, 0] * (1 - vein[:, None]) + fol.colour[index, 1] * vein[:, None]
+    alb = alb * (0.25 + 0.75 * ((depth - LEAF_CORE) / (1 - LEAF_CORE)).clamp(0, 1))[:, None]
+    col = _shade(p, n, alb)
+    if dirs is not None:
+        light = (LIGHT_DIR / LIGHT_DIR.norm()).to(p.device)
+        half = light - dirs
+        half = half / half.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        col = col + 0.3 * (n * half).sum(-1).clamp_min(0).pow(24)[:, None] * (depth > 0.9).float()[:, None]
+    return col
 
 
 def _far_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
@@ -426,12 +552,14 @@ def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, 
 
 def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, height: int = 24,
                    n_points: int = 2000, seed: int = 0, device: str | torch.device = "cpu",
-                   supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL) -> Path:
+                   supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL, foliage: int = 0) -> Path:
     """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json."""
     if style not in STYLES:
         raise ValueError(f"style={style!r}: accepted {', '.join(STYLES)}")
     if detail < 1:
         raise ValueError(f"detail={detail}: the number of noise octaves must be >= 1")
+    if foliage < 0 or (foliage and style != "outdoor"):
+        raise ValueError(f"foliage={foliage}: a number of trees >= 0, with style outdoor only")
     from PIL import Image as PILImage
 
     out = Path(out_dir)
@@ -439,7 +567,7 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     images_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     if style == "outdoor":
-        prim = make_outdoor(seed, detail).to(device)
+        prim = make_outdoor(seed, detail, foliage).to(device)
         poses = outdoor_camera_poses(n_images, seed)
     else:
         prim = make_primitives(seed).to(device)
@@ -471,7 +599,7 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     (out / "scene.json").write_text(json.dumps(
         {"generator": "splat_trainer.synthetic", "images": n_images, "width": width, "height": height,
          "points": int(len(xyz)), "seed": seed, "supersample": supersample, "style": style,
-         **({"detail": detail} if style == "outdoor" else {})}, indent=1))
+         **({"detail": detail} if style == "outdoor" else {}), **({"foliage": foliage} if foliage else {})}, indent=1))
     return out
 
 
@@ -488,9 +616,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="room: smooth textures, grows to ~0.3 M Gaussians; outdoor: fractal textures and a far "
                          "background, grows like a real capture")
     ap.add_argument("--detail", type=int, default=DEFAULT_DETAIL, help="outdoor: noise octaves (finer texture)")
+    ap.add_argument("--foliage", type=int, default=0,
+                    help="outdoor: trees and bushes with leafy crowns (depth layers, gaps, glossy leaves); 0: none")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
-    generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail)
+    generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail,
+                   a.foliage)
     print(f"wrote {a.images} views of {a.width}x{a.height} and {a.points} points to {a.out}")
     return 0
 
