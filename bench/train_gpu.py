@@ -59,7 +59,8 @@ from splat_trainer.trainer import StopFlag, TrainPaths, train  # noqa: E402
 # images, width, height, SfM points, generator style, detail (noise octaves, outdoor only), foliage (trees)
 PRESETS = {"t4_1mp": (200, 1152, 864, 100_000, "room", 0, 0), "ref_110": (110, 640, 480, 60_000, "room", 0, 0),
            "outdoor_1mp": (320, 1152, 864, 200_000, "outdoor", 8, 0),
-           "outdoor_foliage_1mp": (320, 1152, 864, 200_000, "outdoor", 8, 40)}
+           "outdoor_foliage_1mp": (320, 1152, 864, 200_000, "outdoor", 8, 40),
+           "outdoor_1p5mp": (320, 1440, 1080, 200_000, "outdoor", 8, 0)}
 GIB = 1024**3
 # The process cap for T4 mode (the figure for a T4's usable memory), and what CUDA reports as a T4's
 # total memory (deviceQuery on a Tesla T4: 15,835,660,288 bytes), which our trainer plans with.
