@@ -104,3 +104,85 @@ def test_fisheye_cameras_are_refused_with_the_fix(tmp_path, model):
     write_model_binary(scene_dir / "sparse" / "0", m.cameras, m.images, m.points3D)
     with pytest.raises(DatasetError, match="colmap image_undistorter"):
         load_scene(scene_dir)
+
+
+# ---------------------------------------------------------------- outdoor style and foliage
+
+@pytest.mark.parametrize("foliage", [0, 12])
+def test_outdoor_sfm_points_project_onto_pixels_of_their_own_colour(tmp_path, foliage):
+    """The camera check above, for the outdoor style with and without leafy crowns (whose leaves are glossy:
+    a point's colour is the one its own view saw)."""
+    w, h, per_view = 160, 120, 100
+    scene_dir = generate_scene(tmp_path, n_images=4, width=w, height=h, n_points=4 * per_view, seed=3,
+                               style="outdoor", foliage=foliage)
+    scene = load_scene(scene_dir, test_every=100)
+    errors = []
+    for i in range(scene.n_images):
+        pts, rgb = scene.points[per_view * i:per_view * (i + 1)], scene.points_rgb[per_view * i:per_view * (i + 1)]
+        p = pts @ scene.viewmats[i, :3, :3].T + scene.viewmats[i, :3, 3]
+        uv = p @ scene.Ks[i].T
+        uv = uv[:, :2] / uv[:, 2:3]
+        inside = (p[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        px = uv[inside].long()
+        pixel = scene.images[i][px[:, 1], px[:, 0]].float() / 255.0
+        errors.append((pixel - rgb[inside]).abs().max(dim=-1).values)
+    err = torch.cat(errors)
+    assert len(err) >= 0.95 * 4 * per_view
+    # fine noise textures and leaf edges differ within a pixel; the bulk must agree
+    assert float(err.median()) < 0.06, float(err.median())
+
+
+def test_foliage_adds_crowns_and_trunks_and_leaves_the_rest_of_the_scene_unchanged():
+    from splat_trainer.synthetic import make_outdoor
+
+    bare, leafy = make_outdoor(7, foliage=0), make_outdoor(7, foliage=10)
+    assert bare.foliage is None and leafy.foliage.centre.shape == (10, 3)
+    n_boxes = bare.prim.box_min.shape[0]
+    assert torch.equal(leafy.prim.box_min[:n_boxes], bare.prim.box_min)
+    assert torch.equal(leafy.prim.sphere_c, bare.prim.sphere_c)
+    trunks = leafy.prim.box_max[n_boxes:]
+    assert trunks.shape[0] == 10 - 2  # two bushes (a fifth) have no trunk
+    assert torch.allclose(trunks[:, 2], leafy.foliage.centre[2:, 2])  # each trunk reaches its crown's centre
+
+
+def test_a_crown_has_gaps_through_which_inner_shells_and_the_background_are_seen():
+    from splat_trainer.synthetic import LEAF_KIND, LEAF_SHELLS, Foliage, _foliage_hits
+
+    fol = Foliage(centre=torch.tensor([[0.0, 0.0, 0.0]]), radius=torch.tensor([1.0]),
+                  colour=torch.full((1, 2, 3), 0.3))
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    # parallel rays towards the crown from x = -5, spread over its disc
+    yz = (torch.rand(n, 2, generator=g) - 0.5) * 1.2
+    origins = torch.stack([torch.full((n,), -5.0), yz[:, 0], yz[:, 1]], -1)
+    dirs = torch.tensor([[1.0, 0.0, 0.0]]).expand(n, 3)
+    best_t = torch.full((n,), 100.0)
+    kind, index = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)
+    _foliage_hits(origins, dirs, fol, best_t, kind, index)
+    from splat_trainer.synthetic import LEAF_CORE
+
+    r = yz.norm(dim=-1)
+    assert bool((kind[r < LEAF_CORE * 0.99] == LEAF_KIND).all())  # a ray aimed at the dark core never passes
+    through = (kind == 0) & (best_t == 100.0)
+    assert float(through[r > LEAF_SHELLS[1]].float().mean()) > 0.05  # the background shows through the rim
+    entry = 5.0 - torch.sqrt((1.0 - yz.pow(2).sum(-1)).clamp_min(0))
+    on_outer = (best_t - entry).abs() < 1e-3
+    frac_outer = float(on_outer.float().mean())
+    assert 0.25 < frac_outer < 0.7, frac_outer  # the outer shell is part leaf, part gap
+    depth = (origins + dirs * best_t[:, None]).norm(dim=-1)
+    assert float((depth < LEAF_SHELLS[1] + 1e-3).float().mean()) > 0.1  # rays reach the inner shells
+    # a ray that misses the crown is left alone
+    far = torch.tensor([[-5.0, 3.0, 0.0]])
+    t, k, i = torch.tensor([100.0]), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)
+    _foliage_hits(far, dirs[:1], fol, t, k, i)
+    assert float(t) == 100.0 and int(k) == 0
+
+
+def test_foliage_is_deterministic_and_outdoor_only(tmp_path):
+    a = generate_scene(tmp_path / "a", n_images=2, width=24, height=18, n_points=40, seed=2, style="outdoor", foliage=6)
+    b = generate_scene(tmp_path / "b", n_images=2, width=24, height=18, n_points=40, seed=2, style="outdoor", foliage=6)
+    for name in ("sparse/0/points3D.bin", "images/view_0001.png"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert json.loads((a / "scene.json").read_text())["foliage"] == 6
+    with pytest.raises(ValueError, match="foliage=3: .*style outdoor only"):
+        generate_scene(tmp_path / "c", n_images=1, width=8, height=6, n_points=10, foliage=3)
