@@ -3,9 +3,10 @@
     T4 seconds per step = H200 seconds per step on the bench's outdoor scene (measured, ours, 30k schedule)
                           x (megapixels per image / the bench scene's) x T4/H200 ratio
 
-The step time is taken to scale with the pixels rendered per step (one image per step; the bench scene's
-Gaussian count, 2-3 M at 1 MP, is what real 1 MP captures reach), and not with the number of images (they
-change only the evaluation, every test_every-th image at each eval step).
+The step time is taken to scale with the pixels rendered per step (one image per step), and not with the number
+of images (they change only the evaluation, every test_every-th image at each eval step). That is conservative
+for larger images: the bench scene at 1.56x the pixels took 1.31x the step time (101.8 -> 77.6 steps/s). The
+bench scene grows to 1.5-1.6 M Gaussians; real 1 MP captures reach 3-6 M and step slower.
 
 The T4/H200 ratio is not measured (no T4 here). Its range is the two datasheet ratios that bound a 3DGS
 step, which is partly arithmetic (projection, rasterization, SSIM) and partly memory traffic (sorting,
