@@ -91,9 +91,13 @@ def with_source_commands(diagnosis: Diagnosis, source: str, names: dict[str, str
 
 
 def _job_link(evidence: Evidence) -> dict[str, str]:
+    """The first failed job's page, opened at its failed step (GitHub's own #step:<n>:1 anchor)."""
     run = evidence.workflow_run
-    jobs = [job.html_url for job in run.failed_jobs if job.html_url] if run else []
-    return {"failed_job": jobs[0]} if jobs else {}
+    jobs = [job for job in run.failed_jobs if job.html_url] if run else []
+    if not jobs:
+        return {}
+    job = jobs[0]
+    return {"failed_job": job.html_url + (f"#step:{job.failed_step_number}:1" if job.failed_step_number else "")}
 
 
 def incident_key(subject: Subject, event_id: str) -> str:

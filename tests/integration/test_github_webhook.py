@@ -104,7 +104,8 @@ def test_a_valid_failure_delivery_produces_exactly_one_report(deployment: Deploy
     posted = json.dumps(slack.body)
     assert "Credentials could not be loaded" in posted and REPO in posted
     run_url = FAILURE["workflow_run"]["html_url"]
-    assert run_url in posted and f"{run_url}/job/31415" in posted  # the run and the failing job
+    # The run, and the failing job opened at its failed step (GitHub's #step:<n>:1 anchor).
+    assert run_url in posted and f"{run_url}/job/31415#step:2:1" in posted
     # The token never went to the signed log URL's host.
     assert github.blob_requests and all("authorization" not in r.headers for r in github.blob_requests)
 

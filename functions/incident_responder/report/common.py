@@ -15,7 +15,7 @@ LINK_LABELS: dict[str, str] = {
     "build": "CodeBuild build",
     "stack_events": "Stack events",
     "workflow_run": "Workflow run",
-    "failed_job": "Failed job",
+    "failed_job": "Failed step",
 }
 
 
