@@ -119,11 +119,26 @@ def test_a_secret_in_the_event_never_leaves_triage_boundary():
     assert secret not in incident.key and incident.key.startswith("training-job:sha256-")
 
 
-def test_a_failure_reason_larger_than_aws_allows_is_cut_at_intake():
-    raw = load_event("sagemaker-training-job-failed-train-argument.json")
-    raw["detail"]["FailureReason"] = "\x01" * 10_000_000
+def _huge_phase_context(raw):
+    raw["detail"]["additional-information"]["phases"][2]["phase-context"] = ["\x01" * 10_000_000]
+
+
+def _huge_stack_reason(raw):
+    raw["detail"]["status-details"]["status-reason"] = "\x01" * 10_000_000
+
+
+@pytest.mark.parametrize("name, enlarge", [
+    ("sagemaker-training-job-failed-train-argument.json",
+     lambda raw: raw["detail"].__setitem__("FailureReason", "\x01" * 10_000_000)),
+    ("codebuild-build-failed.json", _huge_phase_context),
+    ("cloudformation-stack-status-change-failed.json", _huge_stack_reason),
+], ids=["sagemaker-failure-reason", "codebuild-phase-context", "cloudformation-status-reason"])
+def test_a_failure_reason_larger_than_aws_allows_is_cut_at_intake(name, enlarge):
+    raw = load_event(name)
+    enlarge(raw)
     event = parse_event(raw)
-    assert len(event.failure_reason) < 40_000 and event.failure_reason.endswith("[cut: 10000000 chars]")
+    assert len(event.failure_reason) < 40_000 and event.failure_reason.endswith(" chars]")
+    assert "[cut: 100000" in event.failure_reason
 
 
 def test_a_bad_field_excerpt_is_redacted_before_it_is_cut():
