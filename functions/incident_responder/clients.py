@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 SERVICES = ("sagemaker", "logs", "stepfunctions", "ecr", "sns", "secretsmanager", "dynamodb", "codebuild",
-            "cloudformation")
+            "cloudformation", "events")
 
 
 class CallCounter:

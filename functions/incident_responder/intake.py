@@ -22,8 +22,12 @@ SAGEMAKER_DETAIL_TYPE = "SageMaker Training Job State Change"
 STEPFUNCTIONS_DETAIL_TYPE = "Step Functions Execution Status Change"
 CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
 CLOUDFORMATION_DETAIL_TYPE = "CloudFormation Stack Status Change"
+# A GitHub delivery, verified by the webhook endpoint and handed to triage on the event bus.
+GITHUB_DETAIL_TYPE = "GitHub Workflow Run Failed"
+GITHUB_EVENT_SOURCE = "threedgs.incident-responder.github"
 HANDLED = {SAGEMAKER_DETAIL_TYPE: "aws.sagemaker", STEPFUNCTIONS_DETAIL_TYPE: "aws.states",
-           CODEBUILD_DETAIL_TYPE: "aws.codebuild", CLOUDFORMATION_DETAIL_TYPE: "aws.cloudformation"}
+           CODEBUILD_DETAIL_TYPE: "aws.codebuild", CLOUDFORMATION_DETAIL_TYPE: "aws.cloudformation",
+           GITHUB_DETAIL_TYPE: GITHUB_EVENT_SOURCE}
 FAILED_EXECUTION_STATUSES = {"FAILED", "TIMED_OUT", "ABORTED"}
 # STOPPED is a person's decision, not a failure.
 FAILED_BUILD_STATUSES = {"FAILED", "FAULT", "TIMED_OUT"}
@@ -161,6 +165,22 @@ class CloudFormationStackStatusChange(EventBridgeModel):
     detail: CloudFormationStackDetail
 
 
+class GitHubRunHandedOff(EventBridgeModel):
+    """The endpoint's FailureEvent for a verified `workflow_run` delivery, as its detail."""
+
+    model_config = _LAZY
+    detail_type: Literal["GitHub Workflow Run Failed"] = Field(alias="detail-type")
+    source: Literal["threedgs.incident-responder.github"]
+    detail: FailureEvent
+
+    @field_validator("detail")
+    @classmethod
+    def _is_a_github_failure(cls, detail: FailureEvent) -> FailureEvent:
+        if detail.source != "github" or not (detail.repository and detail.run_id):
+            raise ValueError("a handed-off GitHub failure names source 'github', its repository and run_id")
+        return detail
+
+
 def is_failed_stack_status(status: str) -> bool:
     """A deployment that failed: *_FAILED, or a rollback under way or done (the template's rule matches
     the same statuses). UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS is the rollback tidying up."""
@@ -194,6 +214,7 @@ _MODELS = {
     STEPFUNCTIONS_DETAIL_TYPE: StepFunctionsExecutionStatusChange,
     CODEBUILD_DETAIL_TYPE: CodeBuildBuildStateChange,
     CLOUDFORMATION_DETAIL_TYPE: CloudFormationStackStatusChange,
+    GITHUB_DETAIL_TYPE: GitHubRunHandedOff,
 }
 
 
@@ -224,6 +245,9 @@ def parse_event(raw: Any, *, ignore_state_machines: frozenset[str] = frozenset()
         return _from_codebuild(parsed)
     if isinstance(parsed, CloudFormationStackStatusChange):
         return _from_cloudformation(parsed)
+    if isinstance(parsed, GitHubRunHandedOff):
+        # Verified (signature, age, allow-lists, replay) and bounded by the endpoint before it was sent.
+        return parsed.detail
     return _from_stepfunctions(parsed, ignore_state_machines)
 
 

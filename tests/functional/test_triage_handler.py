@@ -32,6 +32,8 @@ EXPECTED = {
     # GitHub's webhook payload has no EventBridge envelope: the webhook endpoint takes it, not this function.
     "github-workflow-run-failure": ("intake_error", None),
     "github-workflow-run-startup-failure": ("intake_error", None),
+    # The endpoint's hand-off: with no GitHub token configured the run's logs cannot be read, and it says so.
+    "github-run-handed-to-triage": ("reported", "unknown"),
     "malformed-codebuild-missing-build-id": ("intake_error", None),
     # The build and the stack are not in the emulator: only the event's own words are classified
     # (tests/integration/test_build_and_deploy_sources.py gives them their evidence).

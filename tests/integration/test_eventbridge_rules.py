@@ -33,6 +33,7 @@ COMPLETED = "TrainingJobCompleted"
 PIPELINE = "PipelineExecutionFailed"
 BUILD = "ImageBuildFailed"
 STACK = "StackDeploymentFailed"
+GITHUB = "GitHubRunFailed"
 NOT_EVENTBRIDGE = "not an EventBridge event"
 
 # Which rules deliver each file in events/ (an empty set: none). Patterns allowed (fnmatch).
@@ -62,8 +63,10 @@ EXPECTED_ROUTES: dict[str, set[str] | str] = {
     # Not EventBridge envelopes (put_events needs source, detail-type and detail): no rule can see them.
     "malformed-not-eventbridge.json": NOT_EVENTBRIDGE,
     "classify-*.json": NOT_EVENTBRIDGE,
-    # GitHub's webhook payload reaches an HTTP endpoint, never the event bus.
+    # GitHub's webhook payload reaches an HTTP endpoint, never the event bus...
     "github-workflow-run-*.json": NOT_EVENTBRIDGE,
+    # ...which puts the verified failure on the bus for the TriageFunction.
+    "github-run-handed-to-triage.json": {GITHUB},
 }
 
 
@@ -78,7 +81,7 @@ def _expected(name: str) -> set[str] | str:
     matches = [v for k, v in EXPECTED_ROUTES.items() if fnmatch.fnmatch(name, k)]
     assert matches, (
         f"events/{name} has no entry in EXPECTED_ROUTES ({__file__}): say which rules "
-        f"({FAILED}, {COMPLETED}, {PIPELINE}, {BUILD}, {STACK}) must deliver it, or set() for none"
+        f"({FAILED}, {COMPLETED}, {PIPELINE}, {BUILD}, {STACK}, {GITHUB}) must deliver it, or set() for none"
     )
     assert len(matches) == 1, f"events/{name} matches several EXPECTED_ROUTES patterns"
     return matches[0]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from incident_responder.delivery import DeliveryIncomplete
 from tests.support.events import with_field
 from incident_responder.demo.provision import create_incident_table, create_topic_with_inbox, read_inbox
 from incident_responder.github.api import GitHubApi
@@ -174,13 +175,40 @@ def test_a_delivery_whose_report_did_not_reach_every_sink_can_be_redelivered(
     assert len(sns_first) == 1 and deployment.sns_messages() == []  # SNS was not sent twice
 
 
-def test_the_lambda_handler_serves_the_http_api_route(aws_clients, emulator, slack_receiver, github: GitHubStandIn,
-                                                      monkeypatch) -> None:
+def _bus_with_the_templates_rule(aws_clients, suffix: str) -> tuple[str, str]:
+    """An event bus with the template's GitHubRunFailed rule, targeting a queue that stands for the
+    TriageFunction's asynchronous invocation."""
+    from tests.template.template_model import eventbridge_rules, resolve, values_for_tests
+
+    pattern = resolve(eventbridge_rules()["GitHubRunFailed"]["Pattern"], values_for_tests())
+    bus = aws_clients.events.create_event_bus(Name=f"bus-{suffix}")["EventBusArn"].rsplit("/", 1)[-1]
+    aws_clients.events.put_rule(Name=f"github-{suffix}", EventBusName=bus, EventPattern=json.dumps(pattern))
+    sqs = aws_clients._factory("sqs")
+    queue_url = sqs.create_queue(QueueName=f"triage-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws_clients.events.put_targets(Rule=f"github-{suffix}", EventBusName=bus, Targets=[{"Id": "triage", "Arn": queue_arn}])
+    return bus, queue_url
+
+
+def _handed_off(aws_clients, queue_url: str) -> list[dict[str, Any]]:
+    sqs = aws_clients._factory("sqs")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    # moto 5.2 leaves the envelope's "account" out of events it routes from a custom bus; EventBridge always
+    # sends it (the event's own account), and intake requires it.
+    return [{"account": "123456789012", **json.loads(m["Body"])} for m in messages]
+
+
+def test_the_deployed_endpoint_hands_verified_runs_to_the_triage_function(aws_clients, emulator, slack_receiver,
+                                                                          github: GitHubStandIn, monkeypatch) -> None:
+    """As deployed: the endpoint verifies and puts the run on the event bus (answering GitHub at once); the
+    template's rule routes it to the TriageFunction, which reads GitHub and reports once, with Lambda's retries
+    behind it when a sink fails."""
     _failed_build(github)
     suffix = uuid.uuid4().hex[:8]
     table = f"incidents-{suffix}"
     create_incident_table(aws_clients, table)
-    topic_arn, queue_url = create_topic_with_inbox(aws_clients, f"alerts-{suffix}")
+    topic_arn, inbox_url = create_topic_with_inbox(aws_clients, f"alerts-{suffix}")
+    bus, triage_queue = _bus_with_the_templates_rule(aws_clients, suffix)
     webhook_secret = secrets.token_hex(20)
     arns = {name: aws_clients.secretsmanager.create_secret(Name=f"{name}-{suffix}", SecretString=value)["ARN"]
             for name, value in {"slack": json.dumps({"webhook_url": slack_receiver.url}),
@@ -188,58 +216,95 @@ def test_the_lambda_handler_serves_the_http_api_route(aws_clients, emulator, sla
                                 "github-token": github.token}.items()}
     for name, value in {
         "AWS_ENDPOINT_URL": emulator.url, "AWS_REGION": REGION, "INCIDENT_TABLE": table, "SNS_TOPIC_ARN": topic_arn,
-        "SLACK_WEBHOOK_SECRET_ARN": arns["slack"], "GITHUB_WEBHOOK_SECRET_ARN": arns["github-webhook"],
-        "GITHUB_TOKEN_SECRET_ARN": arns["github-token"], "GITHUB_REPOSITORIES": REPO, "GITHUB_WORKFLOWS": WORKFLOWS,
-        "GITHUB_API_URL": github.url, "POWERTOOLS_SERVICE_NAME": "incident-responder",
+        "SLACK_WEBHOOK_SECRET_ARN": arns["slack"], "LOG_WAIT_SECONDS": "0",
+        "GITHUB_WEBHOOK_SECRET_ARN": arns["github-webhook"], "GITHUB_REPOSITORIES": REPO, "GITHUB_WORKFLOWS": WORKFLOWS,
+        "TRIAGE_EVENT_BUS": bus, "GITHUB_TOKEN_SECRET_ARN": arns["github-token"], "GITHUB_API_URL": github.url,
+        "POWERTOOLS_SERVICE_NAME": "incident-responder", "POWERTOOLS_METRICS_NAMESPACE": "ThreeDGSIncidentResponder",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
-    import incident_responder.handlers.github_webhook as module
+    import incident_responder.handlers.github_webhook as webhook_module
+    import incident_responder.handlers.triage as triage_module
 
-    module = importlib.reload(module)  # configuration is read at cold start
-    payload = with_field(FAILURE, "workflow_run.updated_at",
-                    datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    webhook = importlib.reload(webhook_module)  # configuration is read at cold start
+    triage = importlib.reload(triage_module)
+    payload = with_field(FAILURE, "workflow_run.updated_at", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     body = json.dumps(payload)
     headers = {"content-type": "application/json", "x-github-event": "workflow_run",
                "x-github-delivery": str(uuid.uuid4()), "x-hub-signature-256": signature(webhook_secret, body.encode())}
-    answer = module.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
-    assert answer["statusCode"] == 200, answer
-    assert json.loads(answer["body"])["category"] == "aws_credentials"
-    replay = module.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
-    assert replay["statusCode"] == 409 and "replayed delivery" in json.loads(replay["body"])["reason"]
-    assert len(slack_receiver.requests) == 1 and len(read_inbox(aws_clients, queue_url)) == 1
 
-    # A startup failure whose first delivery fails at Slack (the claim is released), then its redelivery.
+    answer = webhook.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
+    assert answer["statusCode"] == 202 and json.loads(answer["body"])["outcome"] == "accepted", answer
+    replay = webhook.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
+    assert replay["statusCode"] == 409 and "replayed delivery" in json.loads(replay["body"])["reason"]
+    assert slack_receiver.requests == [] and github.api_requests == []  # nothing read or reported in the request
+    (handed,) = _handed_off(aws_clients, triage_queue)
+    result = triage.handler(handed, LambdaContext())
+    assert result["outcome"] == "reported" and result["category"] == "aws_credentials", result
+    assert len(slack_receiver.requests) == 1 and len(read_inbox(aws_clients, inbox_url)) == 1
+    assert f"{payload['workflow_run']['html_url']}/job/31415#step:2:1" in json.dumps(slack_receiver.requests[0].body)
+
+    # A startup failure whose report fails at Slack: the TriageFunction's invocation fails (Lambda retries it,
+    # then keeps it in the DLQ); the retry sends only what is missing.
     run = STARTUP_FAILURE["workflow_run"]
     github.add_file(REPO, run["path"], run["head_sha"], (WORKFLOW_FILES / "heredoc-body-less-indented.yml").read_text())
     startup = json.dumps(with_field(STARTUP_FAILURE, "workflow_run.updated_at", payload["workflow_run"]["updated_at"]))
     headers = {**headers, "x-github-delivery": str(uuid.uuid4()),
                "x-hub-signature-256": signature(webhook_secret, startup.encode())}
+    accepted = webhook.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
+    assert accepted["statusCode"] == 202
+    (handed,) = _handed_off(aws_clients, triage_queue)
     slack_receiver.reply_next(500, times=3)
-    failed = module.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
-    assert failed["statusCode"] == 503
-    again = module.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
-    assert again["statusCode"] == 200 and json.loads(again["body"])["category"] == "workflow_parsing"
-    _role_grants_exactly_what_was_called(module.endpoint().runtime.clients.counter.calls)
+    with pytest.raises(DeliveryIncomplete):
+        triage.handler(handed, LambdaContext())
+    retried = triage.handler(handed, LambdaContext())
+    assert retried["category"] == "workflow_parsing" and retried["cause"] == "yaml_syntax_error"
+    assert len(read_inbox(aws_clients, inbox_url)) == 1  # SNS had it the first time: not sent again
+    assert ".github/workflows/cdk-bootstrap.yml#L19" in json.dumps(slack_receiver.requests[-1].body)
+    _role_grants_exactly_what_was_called(webhook.endpoint().runtime.clients.counter.calls)
 
 
-# What AWS does with the function's role on its behalf, and what publishing to the encrypted topic needs.
-IMPLIED = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-           "kms:GenerateDataKey*", "kms:Decrypt"}
+# What AWS does with the function's role on its behalf.
+IMPLIED = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def _role_grants_exactly_what_was_called(calls: list[str]) -> None:
-    from tests.template.test_template import _as_list, _getatt_target, _lambda_function, _role_statements
     from tests.template.template_model import transformed
+    from tests.template.test_template import _as_list, _getatt_target, _lambda_function, _role_statements
 
     cfn = transformed()
     role = _getatt_target(_lambda_function(cfn, "GitHubWebhookFunction")["Role"])
     statements = _role_statements(cfn, role, {"HasGitHubWebhook": True, "HasGitHubToken": True, "HasSlackSecret": True})
     granted = {action for s in statements for action in _as_list(s["Action"])}
     called = {f"{call.split(':')[0]}:{call.split(':')[1]}" for call in calls}
+    # The endpoint reads its secret, claims, reads (a replay) and closes the delivery, and puts the run on the
+    # bus; nothing else. DeleteItem releases a claim whose hand-off failed (the test below).
     assert called == {"secretsmanager:GetSecretValue", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                      "dynamodb:DeleteItem", "sns:Publish"}, called
-    assert granted == called | IMPLIED
+                      "events:PutEvents"}, called
+    assert granted == called | IMPLIED | {"dynamodb:DeleteItem"}
+
+
+def test_a_run_that_cannot_be_handed_to_triage_is_released_for_redelivery(aws_clients, emulator) -> None:
+    from incident_responder.github.handoff import EventBusHandoff
+
+    table = f"incidents-{uuid.uuid4().hex[:8]}"
+    create_incident_table(aws_clients, table)
+    secret = secrets.token_hex(20)
+    runtime = build_runtime(ResponderSettings(region=REGION, endpoint_url=emulator.url, incident_table=table),
+                            clients=aws_clients)
+    endpoint = GitHubWebhookEndpoint.build(
+        config=WebhookConfig(repositories=REPO, workflows=WORKFLOWS, max_age_seconds=3600, region=REGION),
+        secret=lambda: secret, runtime=runtime, table=table, now=lambda: UPDATED + timedelta(seconds=20),
+        handoff=EventBusHandoff(aws_clients.events, f"no-such-bus-{uuid.uuid4().hex[:6]}"))
+    body = json.dumps(FAILURE).encode()
+    headers = {"content-type": "application/json", "x-github-event": "workflow_run",
+               "x-github-delivery": str(uuid.uuid4()), "x-hub-signature-256": signature(secret, body)}
+
+    first = endpoint.handle(headers, body)
+    again = endpoint.handle(headers, body)  # GitHub's Redeliver: not refused as a replay
+
+    assert first.status == 503 and "could not be handed to triage" in first.body["reason"]
+    assert again.status == 503 and "replay" not in again.body["reason"]
 
 
 def test_no_secret_leaves_from_a_step_log_a_step_name_or_a_workflow_file(deployment: Deployment,

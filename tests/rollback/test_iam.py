@@ -151,6 +151,6 @@ def test_without_a_slack_signing_secret_the_decision_function_reads_only_the_lin
 def test_the_triage_role_reaches_only_the_pipelines_repository_and_the_rollback_workflow():
     cfn = transformed()
     role_id = cfn["Resources"]["TriageFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
-    granted = _granted(_role(cfn, role_id, {"HasSlackSecret": False}))
+    granted = _granted(_role(cfn, role_id, {"HasSlackSecret": False, "HasGitHubToken": False}))
     assert granted["ecr:PutImage"] == granted["ecr:BatchGetImage"] == [REPOSITORY_ARN]
     assert granted["states:StartExecution"] == [RESOURCE_OF["states"]]

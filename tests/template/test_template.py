@@ -52,7 +52,7 @@ TRIAGE_ENV = {
     "IDEMPOTENCY_TTL_SECONDS",
 }
 EXPECTED_RULES = {"TrainingJobFailed", "TrainingJobCompleted", "PipelineExecutionFailed", "ImageBuildFailed",
-                  "StackDeploymentFailed"}
+                  "StackDeploymentFailed", "GitHubRunFailed"}
 EVENTBRIDGE_RETRY_WINDOW_S = 24 * 3600
 
 
@@ -436,7 +436,7 @@ def test_lambda_async_retries_twice_then_keeps_the_event_in_a_queue() -> None:
     assert cfn["Resources"][queue]["Type"] == "AWS::SQS::Queue"
     role = _getatt_target(_lambda_function(cfn, "TriageFunction")["Role"])
     sends = [
-        s for s in _role_statements(cfn, role, {"HasSlackSecret": True})
+        s for s in _role_statements(cfn, role, {"HasSlackSecret": True, "HasGitHubToken": True})
         if "sqs:SendMessage" in _as_list(s["Action"]) and _getatt_target(s["Resource"]) == queue
     ]
     assert sends, "the triage role cannot send to its on-failure queue"
@@ -448,7 +448,7 @@ def test_lambda_async_retries_twice_then_keeps_the_event_in_a_queue() -> None:
 def _triage_statements(slack_on: bool) -> list[dict[str, Any]]:
     cfn = transformed()
     role = _getatt_target(_lambda_function(cfn, "TriageFunction")["Role"])
-    return _role_statements(cfn, role, {"HasSlackSecret": slack_on})
+    return _role_statements(cfn, role, {"HasSlackSecret": slack_on, "HasGitHubToken": slack_on})
 
 
 # What the code cannot show: actions AWS takes on the function's behalf with its role.
@@ -466,7 +466,10 @@ ONLY_STAR = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 # Modules only the DecisionFunction runs (its role is checked by tests/rollback/test_iam.py).
-DECISION_FUNCTION_ONLY = {"handlers/decide.py", "rollback/endpoint.py", "rollback/decision.py"}
+DECISION_FUNCTION_ONLY = {"handlers/decide.py", "rollback/endpoint.py", "rollback/decision.py",
+                          # and the GitHub webhook function's own (its role is checked against its calls in
+                          # tests/integration/test_github_webhook.py)
+                          "handlers/github_webhook.py", "github/handoff.py", "github/deliveries.py"}
 
 
 def _code_actions() -> dict[str, set[str]]:
@@ -514,10 +517,12 @@ def test_triage_role_grants_exactly_what_the_code_calls(slack_on: bool) -> None:
     for action in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         assert resources_for(action) == json.dumps([{"Fn::GetAtt": ["IncidentsTable", "Arn"]}]), action
     secrets = [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
-    # The decision-link key (the report's signed approve/reject links), and the webhook only when Slack is on.
+    # The decision-link key (the report's signed approve/reject links), the Slack webhook only when Slack is
+    # on, and GitHub's token only when one is configured (the two switch together here).
     expected_secrets = [("secretsmanager:GetSecretValue", _ref("DecisionLinkKey"))]
     if slack_on:
         expected_secrets.append(("secretsmanager:GetSecretValue", _ref("SlackWebhookSecretArn")))
+        expected_secrets.append(("secretsmanager:GetSecretValue", _ref("GitHubTokenSecretArn")))
     assert sorted(((s["Action"], s["Resource"]) for s in secrets), key=str) == sorted(expected_secrets, key=str)
 
 
@@ -538,7 +543,7 @@ def test_cloudwatch_may_use_the_topic_key_only_for_this_account() -> None:
 def test_classify_function_has_only_its_logs_and_traces() -> None:
     cfn = transformed()
     role = _getatt_target(_lambda_function(cfn, "ClassifyFunction")["Role"])
-    statements = _role_statements(cfn, role, {"HasSlackSecret": True})
+    statements = _role_statements(cfn, role, {"HasSlackSecret": True, "HasGitHubToken": True})
     assert {a for s in statements for a in _as_list(s["Action"])} == IMPLIED_BY_THE_PLATFORM
     logs = next(s for s in statements if "logs:PutLogEvents" in _as_list(s["Action"]))
     assert "/aws/lambda/${AWS::StackName}-classify:*" in json.dumps(logs["Resource"])

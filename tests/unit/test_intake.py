@@ -19,7 +19,9 @@ EXPECTED_KIND = {
     "aws-sample-sagemaker-training-job-state-change": KnownGoodImage,
     "malformed-": IntakeError,
     "unrelated-": IntakeError,
-    # A GitHub delivery is not an EventBridge event: the webhook endpoint takes it (github/).
+    # A GitHub delivery is not an EventBridge event: the webhook endpoint takes it (github/) and hands the
+    # verified failure to triage on the event bus.
+    "github-run-handed-to-triage": FailureEvent,
     "github-workflow-run-": IntakeError,
     "codebuild-build-failed": FailureEvent,
     "codebuild-build-stopped": Ignored,

@@ -15,11 +15,13 @@ from typing import Any
 from ..clients import make_clients
 from ..github.api import GitHubApi
 from ..github.endpoint import GitHubWebhookEndpoint, WebhookReply
+from ..github.handoff import EventBusHandoff
 from ..github.webhook import WebhookConfig, signature
+from ..respond import handle_event
 from ..runtime import ResponderSettings, build_runtime
 from .emulator import EMULATOR_CREDENTIALS, start_emulator
 from .github_standin import GitHubStandIn, StandInJob, StandInStep
-from .provision import create_demo_sinks, read_inbox
+from .provision import create_demo_sinks, create_triage_bus, read_inbox, receive_handed_off
 from .scenarios import Scenario
 from .slack_receiver import SlackReceiver
 
@@ -71,14 +73,19 @@ def run_github_demo(scenario: Scenario) -> tuple[Any, dict[str, Any], list[Any],
         runtime = build_runtime(settings, clients=clients)
         clients.github = GitHubApi(github.token, base_url=github.url)
         webhook_secret = secrets.token_hex(20)
+        # As deployed: the endpoint verifies and hands the run to triage on the event bus; triage runs on it.
+        bus, triage_queue = create_triage_bus(clients, uuid.uuid4().hex[:8])
         endpoint = GitHubWebhookEndpoint.build(
             config=WebhookConfig(repositories=REPOSITORY, workflows=scenario.workflow_path, region=REGION),
-            secret=lambda: webhook_secret, runtime=runtime, table=sinks.table)
+            secret=lambda: webhook_secret, runtime=runtime, table=sinks.table,
+            handoff=EventBusHandoff(clients.events, bus))
         payload = workflow_run_delivery(scenario, run_id=run_id, updated_at=datetime.now(timezone.utc))
         body = json.dumps(payload).encode()
         reply = endpoint.handle({"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": str(uuid.uuid4()),
                                  "Content-Type": "application/json",
                                  "X-Hub-Signature-256": signature(webhook_secret, body)}, body)
-        if reply.outcome is None:
+        handed = receive_handed_off(clients, triage_queue) if reply.status == 202 else []
+        if len(handed) != 1:
             raise RuntimeError(f"the webhook endpoint answered {reply.status}: {reply.body.get('reason')}")
-        return reply.outcome, payload, [r.body for r in slack.requests], read_inbox(clients, sinks.queue_url), reply
+        outcome = handle_event(handed[0], runtime)
+        return outcome, payload, [r.body for r in slack.requests], read_inbox(clients, sinks.queue_url), reply

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ..delivery import DeliveryIncomplete, JoinPending
+from ..models import FailureEvent
 from ..respond import Runtime, handle_failure
 from ..store import StoreUnavailable
 from .deliveries import DeliveryLedger
@@ -40,8 +41,10 @@ class GitHubSettings(BaseModel):
     api_url: str = Field("https://api.github.com", validation_alias=_env("GITHUB_API_URL", "api_url"))
     max_download_bytes: int = Field(
         33_554_432, ge=65_536, le=268_435_456, validation_alias=_env("GITHUB_MAX_DOWNLOAD_BYTES", "max_download_bytes"))
+    # Where the endpoint hands a verified failure to triage; unset: it triages in the request itself.
+    triage_event_bus: str | None = Field(None, validation_alias=_env("TRIAGE_EVENT_BUS", "triage_event_bus"))
 
-    @field_validator("webhook_secret_arn", "token_secret_arn", mode="before")
+    @field_validator("webhook_secret_arn", "token_secret_arn", "triage_event_bus", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return value or None
@@ -49,6 +52,33 @@ class GitHubSettings(BaseModel):
     def config(self, region: str) -> WebhookConfig:
         return WebhookConfig(repositories=self.repositories, workflows=self.workflows,
                              max_age_seconds=self.max_delivery_age_seconds, region=region)
+
+    def client(self, secretsmanager: Any) -> Any:
+        """The GitHub REST client, its token read from Secrets Manager on first use; None without a token."""
+        if not self.token_secret_arn:
+            return None
+        from ..rollback.service import SecretValue
+        from .api import GitHubApi
+
+        token = SecretValue(secretsmanager, self.token_secret_arn)
+        return GitHubApi(lambda: secret_text(token.get(), "token"), base_url=self.api_url,
+                         max_download_bytes=self.max_download_bytes)
+
+
+def secret_text(value: str | None, key: str) -> str | None:
+    """A secret stored plain, or as JSON {"<key>": "..."} (the console's key/value form)."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if stripped.startswith("{"):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            return stripped
+        if isinstance(parsed, dict) and isinstance(parsed.get(key), str):
+            return parsed[key].strip()
+        raise ValueError(f'the secret is JSON without a "{key}" string')
+    return stripped
 
 
 @dataclass(frozen=True)
@@ -69,17 +99,20 @@ class GitHubWebhookEndpoint:
     runtime: Runtime
     ledger: DeliveryLedger | None
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    # Hands the failure to the TriageFunction (EventBusHandoff); None: triage runs in this request.
+    handoff: Callable[[FailureEvent], None] | None = None
     # The handler passes its Powertools Logger, whose formatter redacts; a plain logger elsewhere.
     log: Any = field(default_factory=lambda: logging.getLogger(__name__))
 
     @classmethod
     def build(cls, *, config: WebhookConfig, secret: Callable[[], str | None], runtime: Runtime,
-              table: str | None, now: Callable[[], datetime] | None = None, log: Any = None) -> "GitHubWebhookEndpoint":
+              table: str | None, now: Callable[[], datetime] | None = None, log: Any = None,
+              handoff: Callable[[FailureEvent], None] | None = None) -> "GitHubWebhookEndpoint":
         now = now or (lambda: datetime.now(timezone.utc))
         ledger = (DeliveryLedger(runtime.clients.dynamodb, table, max_age=timedelta(seconds=config.max_age_seconds),
                                  now=now) if table else None)
         return cls(config=config, secret=secret, runtime=runtime, ledger=ledger, now=now,
-                   log=log or logging.getLogger(__name__))
+                   log=log or logging.getLogger(__name__), handoff=handoff)
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
         try:
@@ -104,6 +137,8 @@ class GitHubWebhookEndpoint:
                 return _reply(503, "error", str(exc), delivery=event.event_id)
             if claim.outcome == "replay":
                 return _reply(409, "refused", claim.reason, delivery=event.event_id)
+        if self.handoff is not None:
+            return self._hand_off(event)
         try:
             outcome = handle_failure(event, self.runtime)
         except (DeliveryIncomplete, JoinPending, StoreUnavailable) as exc:
@@ -130,6 +165,21 @@ class GitHubWebhookEndpoint:
         reply = _reply(200, outcome.outcome, reason, delivery=event.event_id, incident_key=outcome.incident_key,
                        category=outcome.category, cause=outcome.cause)
         return WebhookReply(reply.status, reply.body, outcome)
+
+    def _hand_off(self, event: FailureEvent) -> WebhookReply:
+        try:
+            self.handoff(event)
+        except Exception as exc:  # the claim must not outlive a failed hand-off: GitHub's redelivery must work
+            self._release(event.event_id)
+            self.log.warning(f"delivery {event.event_id} not handed to triage: {exc}")
+            return _reply(503, "error", f"the run could not be handed to triage ({type(exc).__name__}); nothing was "
+                                        "reported: redeliver from the webhook's Recent Deliveries",
+                          delivery=event.event_id)
+        if self.ledger is not None:
+            self.ledger.done(event.event_id, "handed to triage")
+        return _reply(202, "accepted", "verified and handed to triage: the report follows in Slack/SNS (a failed "
+                                       "report is retried there, then kept in the dead-letter queue)",
+                      delivery=event.event_id)
 
     def _release(self, delivery_id: str) -> None:
         if self.ledger is not None:

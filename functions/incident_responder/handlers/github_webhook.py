@@ -7,7 +7,6 @@ everything else is incident_responder.github.endpoint.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from typing import Any
 
@@ -15,8 +14,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from ..delivery import monotonic_deadline
-from ..github.api import GitHubApi
-from ..github.endpoint import GitHubSettings, GitHubWebhookEndpoint
+from ..github.endpoint import GitHubSettings, GitHubWebhookEndpoint, secret_text
+from ..github.handoff import EventBusHandoff
 from ..redact import RedactingFormatter
 from ..rollback.service import SecretValue
 from ..runtime import ResponderSettings, build_runtime
@@ -29,22 +28,6 @@ _endpoint: GitHubWebhookEndpoint | None = None
 _context: Any = None
 
 
-def secret_text(value: str | None, key: str) -> str | None:
-    """A secret stored plain, or as JSON {"<key>": "..."} (the console's key/value form)."""
-    if value is None:
-        return None
-    stripped = value.strip()
-    if stripped.startswith("{"):
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            return stripped
-        if isinstance(parsed, dict) and isinstance(parsed.get(key), str):
-            return parsed[key].strip()
-        raise ValueError(f'the secret is JSON without a "{key}" string')
-    return stripped
-
-
 def endpoint() -> GitHubWebhookEndpoint:
     global _endpoint
     if _endpoint is None:
@@ -52,15 +35,13 @@ def endpoint() -> GitHubWebhookEndpoint:
             lambda: _context.get_remaining_time_in_millis() / 1000 if _context is not None else None))
         secretsmanager = runtime.clients.secretsmanager
         webhook_secret = SecretValue(secretsmanager, github_settings.webhook_secret_arn)
-        if github_settings.token_secret_arn:
-            token = SecretValue(secretsmanager, github_settings.token_secret_arn)
-            runtime.clients.github = GitHubApi(lambda: secret_text(token.get(), "token"),
-                                               base_url=github_settings.api_url,
-                                               max_download_bytes=github_settings.max_download_bytes)
+        runtime.clients.github = github_settings.client(secretsmanager)
+        bus = github_settings.triage_event_bus
         _endpoint = GitHubWebhookEndpoint.build(
             config=github_settings.config(settings.region or "us-east-1"),
             secret=lambda: secret_text(webhook_secret.get(), "secret"),
-            runtime=runtime, table=settings.incident_table, log=logger)
+            runtime=runtime, table=settings.incident_table, log=logger,
+            handoff=EventBusHandoff(runtime.clients.events, bus) if bus else None)
     return _endpoint
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -74,6 +76,12 @@ def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
         _runtime = build_runtime(settings, deadline=monotonic_deadline(_seconds_left))
+        if os.environ.get("GITHUB_TOKEN_SECRET_ARN"):
+            # GitHub failures handed over by the webhook endpoint are read through GitHub's API here.
+            from ..github.endpoint import GitHubSettings
+
+            github = GitHubSettings.model_validate(dict(os.environ))
+            _runtime.clients.github = github.client(_runtime.clients.secretsmanager)
     return _runtime
 
 
