@@ -6,6 +6,8 @@
 Against the embedded emulator (AWS), the local Slack receiver and the GitHub API stand-in, all on
 loopback, so the figures are the responder's own cost, not GitHub's or AWS's latency. Each delivery is
 a distinct failed run (a new incident). Rows:
+- handoff: what GitHub waits for, as deployed: verify, claim, put the run on the event bus (202); triage
+  then runs on the TriageFunction, which the next rows measure (the endpoint triaging in the request);
 - failure: a run whose job failed at configure-aws-credentials (jobs, log archive via the redirect, report);
 - startup_failure: a workflow file with a heredoc GitHub cannot parse (contents API, YAML, report);
 - baseline: the same failure with no GitHub token (nothing read from GitHub, report only);
@@ -36,11 +38,12 @@ from incident_responder.clients import make_clients  # noqa: E402
 from incident_responder.demo.emulator import EMULATOR_CREDENTIALS, start_emulator  # noqa: E402
 from incident_responder.demo.github import HEAD_SHA, REPOSITORY, workflow_run_delivery  # noqa: E402
 from incident_responder.demo.github_standin import GitHubStandIn, StandInJob, StandInStep  # noqa: E402
-from incident_responder.demo.provision import create_incident_table, create_topic_with_inbox  # noqa: E402
+from incident_responder.demo.provision import create_incident_table, create_topic_with_inbox, create_triage_bus  # noqa: E402
 from incident_responder.demo.run import isolated_from_user_aws_config  # noqa: E402
 from incident_responder.demo.scenarios import load_scenarios  # noqa: E402
 from incident_responder.demo.slack_receiver import SlackReceiver  # noqa: E402
 from incident_responder.github.api import GitHubApi  # noqa: E402
+from incident_responder.github.handoff import EventBusHandoff  # noqa: E402
 from incident_responder.github.endpoint import GitHubWebhookEndpoint  # noqa: E402
 from incident_responder.github.webhook import WebhookConfig, signature  # noqa: E402
 from incident_responder.runtime import ResponderSettings, build_runtime  # noqa: E402
@@ -93,6 +96,26 @@ def main() -> None:
 
         deliver(failure)  # warm-up: first-use imports, clients, the rule catalog
         print(f"{'delivery':<16} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'GitHub req':>10} {'AWS calls':>9}")
+        bus, _ = create_triage_bus(clients, uuid.uuid4().hex[:8])
+        handing = GitHubWebhookEndpoint.build(
+            config=WebhookConfig(repositories=REPOSITORY, workflows="*", region=REGION),
+            secret=lambda: webhook_secret, runtime=runtime, table=table, handoff=EventBusHandoff(clients.events, bus))
+        times, calls = [], []
+        for _ in range(args.deliveries):
+            body = json.dumps(workflow_run_delivery(failure, run_id=next(next_run),
+                                                    updated_at=datetime.now(timezone.utc))).encode()
+            headers = {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": str(uuid.uuid4()),
+                       "X-Hub-Signature-256": signature(webhook_secret, body)}
+            with clients.counter.scope() as made:
+                started = time.perf_counter()
+                reply = handing.handle(headers, body)
+                times.append((time.perf_counter() - started) * 1000)
+            assert reply.status == 202, reply.body
+            calls.append(len(made))
+        times.sort()
+        print(f"{'handoff':<16} {len(times):>3} {statistics.median(times):>8.1f} "
+              f"{times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]:>8.1f} {times[-1]:>8.1f} {0:>10} "
+              f"{statistics.median(calls):>9.0f}")
         for label, scenario, token in (("failure", failure, True), ("startup_failure", startup, True),
                                        ("baseline", failure, False)):
             rows = [deliver(scenario, token=token) for _ in range(args.deliveries)]
