@@ -81,3 +81,17 @@ def test_merge_takes_eval_times_from_history_when_a_file_lacks_them(bench, tmp_p
     (tmp_path / "x.json").write_text(json.dumps({**header, "scene": "other", "results": {}}))
     with pytest.raises(SystemExit, match="different scenes"):
         bench.merge([tmp_path / "o.json", tmp_path / "x.json"])
+
+
+def test_a_captured_scene_is_generated_with_its_imperfections_and_reused_only_with_them(bench, tmp_path):
+    scene = tmp_path / "scene"
+    capture = {"exposure": 0.08, "pose_deg": 0.1, "pose_shift": 0.005}
+    bench.ensure_scene(scene, 3, 12, 9, 30, 0, "cpu", "outdoor", 2, 0, capture)
+    meta = json.loads((scene / "scene.json").read_text())
+    assert {k: meta[k] for k in capture} == capture
+    first = (scene / "sparse/0/images.bin").read_bytes()
+    bench.ensure_scene(scene, 3, 12, 9, 30, 0, "cpu", "outdoor", 2, 0, capture)  # same request: reused
+    assert (scene / "sparse/0/images.bin").read_bytes() == first
+    bench.ensure_scene(scene, 3, 12, 9, 30, 0, "cpu", "outdoor", 2, 0, {})  # clean request: regenerated
+    assert "exposure" not in json.loads((scene / "scene.json").read_text())
+    assert bench.CAPTURE.keys() <= bench.PRESETS.keys()

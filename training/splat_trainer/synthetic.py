@@ -550,16 +550,43 @@ def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, 
     return xyz_t.double().numpy(), (torch.cat(rgb)[:n_points] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def capture_imperfections(n: int, seed: int, exposure: float, pose_deg: float, pose_shift: float
+                          ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What a real capture adds that a renderer does not: each view's exposure gain (log-normal, sigma
+    ``exposure``, per colour channel as auto exposure and white balance do) and the error in the pose SfM
+    recovers for it (a rotation of ``pose_deg`` degrees about a random axis and a shift of ``pose_shift``
+    scene units, both standard deviations). Views disagree slightly, so the model keeps finding gradient
+    where a clean synthetic scene has converged. Returns the gains [n, 3] and 4x4 pose errors."""
+    rng = np.random.default_rng(seed + 7919)
+    gains = np.exp(rng.normal(0.0, exposure, size=(n, 1)) + rng.normal(0.0, exposure / 3, size=(n, 3)))
+    errors = []
+    for _ in range(n):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = math.radians(rng.normal(0.0, pose_deg)) if pose_deg else 0.0
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        error = np.eye(4)
+        error[:3, :3] = np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)  # Rodrigues
+        error[:3, 3] = rng.normal(0.0, pose_shift, size=3) if pose_shift else 0.0
+        errors.append(error)
+    return gains, errors
+
+
 def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, height: int = 24,
                    n_points: int = 2000, seed: int = 0, device: str | torch.device = "cpu",
-                   supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL, foliage: int = 0) -> Path:
-    """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json."""
+                   supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL, foliage: int = 0,
+                   exposure: float = 0.0, pose_deg: float = 0.0, pose_shift: float = 0.0) -> Path:
+    """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json.
+    ``exposure``, ``pose_deg`` and ``pose_shift`` add a real capture's imperfections (capture_imperfections):
+    images are rendered from the true poses, then exposed; the model records the poses SfM would have found."""
     if style not in STYLES:
         raise ValueError(f"style={style!r}: accepted {', '.join(STYLES)}")
     if detail < 1:
         raise ValueError(f"detail={detail}: the number of noise octaves must be >= 1")
     if foliage < 0 or (foliage and style != "outdoor"):
         raise ValueError(f"foliage={foliage}: a number of trees >= 0, with style outdoor only")
+    if min(exposure, pose_deg, pose_shift) < 0:
+        raise ValueError("exposure, pose_deg and pose_shift are standard deviations: >= 0")
     from PIL import Image as PILImage
 
     out = Path(out_dir)
@@ -575,9 +602,12 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     fx = fy = 0.9 * width
     cx, cy = width / 2.0, height / 2.0
     names = [f"view_{i:04d}.png" for i in range(n_images)]
+    gains, errors = capture_imperfections(n_images, seed, exposure, pose_deg, pose_shift)
 
     def save(i_img):
         i, img = i_img
+        if exposure:
+            img = (img.float() * torch.as_tensor(gains[i], dtype=torch.float32)).round().clamp(0, 255).to(torch.uint8)
         PILImage.fromarray(img.numpy()).save(images_dir / names[i], compress_level=1)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -590,16 +620,19 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
 
     xyz, rgb = sample_points(prim, poses, fx, fy, cx, cy, width, height, n_points, seed, device)
     cameras = {1: Camera(1, "PINHOLE", width, height, np.array([fx, fy, cx, cy]))}
+    recorded = [errors[i] @ w2c for i, w2c in enumerate(poses)]
     images = {
         i + 1: Image(i + 1, rotmat_to_qvec(w2c[:3, :3]), w2c[:3, 3].copy(), 1, names[i])
-        for i, w2c in enumerate(poses)
+        for i, w2c in enumerate(recorded)
     }
     points = Points3D(np.arange(1, len(xyz) + 1, dtype=np.int64), xyz, rgb, np.full(len(xyz), 0.5))
     write_model_binary(out / "sparse" / "0", cameras, images, points)
     (out / "scene.json").write_text(json.dumps(
         {"generator": "splat_trainer.synthetic", "images": n_images, "width": width, "height": height,
          "points": int(len(xyz)), "seed": seed, "supersample": supersample, "style": style,
-         **({"detail": detail} if style == "outdoor" else {}), **({"foliage": foliage} if foliage else {})}, indent=1))
+         **({"detail": detail} if style == "outdoor" else {}), **({"foliage": foliage} if foliage else {}),
+         **({"exposure": exposure, "pose_deg": pose_deg, "pose_shift": pose_shift}
+            if exposure or pose_deg or pose_shift else {})}, indent=1))
     return out
 
 
@@ -618,10 +651,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detail", type=int, default=DEFAULT_DETAIL, help="outdoor: noise octaves (finer texture)")
     ap.add_argument("--foliage", type=int, default=0,
                     help="outdoor: trees and bushes with leafy crowns (depth layers, gaps, glossy leaves); 0: none")
+    ap.add_argument("--exposure", type=float, default=0.0,
+                    help="per-view exposure/white-balance jitter (log-normal sigma, e.g. 0.08); 0: none")
+    ap.add_argument("--pose-deg", type=float, default=0.0,
+                    help="SfM rotation error per recorded pose (degrees, standard deviation); 0: exact poses")
+    ap.add_argument("--pose-shift", type=float, default=0.0,
+                    help="SfM position error per recorded pose (scene units, standard deviation); 0: exact")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
     generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail,
-                   a.foliage)
+                   a.foliage, a.exposure, a.pose_deg, a.pose_shift)
     print(f"wrote {a.images} views of {a.width}x{a.height} and {a.points} points to {a.out}")
     return 0
 
