@@ -20,7 +20,13 @@ import pytest
 
 from incident_responder.delivery import DeliveryIncomplete
 from tests.support.events import with_field
-from incident_responder.demo.provision import create_incident_table, create_topic_with_inbox, read_inbox
+from incident_responder.demo.provision import (
+    create_incident_table,
+    create_topic_with_inbox,
+    create_triage_bus,
+    read_inbox,
+    receive_handed_off,
+)
 from incident_responder.github.api import GitHubApi
 from incident_responder.github.endpoint import GitHubWebhookEndpoint, WebhookReply
 from incident_responder.github.webhook import WebhookConfig, signature
@@ -176,26 +182,12 @@ def test_a_delivery_whose_report_did_not_reach_every_sink_can_be_redelivered(
 
 
 def _bus_with_the_templates_rule(aws_clients, suffix: str) -> tuple[str, str]:
-    """An event bus with the template's GitHubRunFailed rule, targeting a queue that stands for the
-    TriageFunction's asynchronous invocation."""
+    """An event bus with the template's own GitHubRunFailed rule pattern, targeting a queue that stands for
+    the TriageFunction's asynchronous invocation."""
     from tests.template.template_model import eventbridge_rules, resolve, values_for_tests
 
-    pattern = resolve(eventbridge_rules()["GitHubRunFailed"]["Pattern"], values_for_tests())
-    bus = aws_clients.events.create_event_bus(Name=f"bus-{suffix}")["EventBusArn"].rsplit("/", 1)[-1]
-    aws_clients.events.put_rule(Name=f"github-{suffix}", EventBusName=bus, EventPattern=json.dumps(pattern))
-    sqs = aws_clients._factory("sqs")
-    queue_url = sqs.create_queue(QueueName=f"triage-{suffix}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws_clients.events.put_targets(Rule=f"github-{suffix}", EventBusName=bus, Targets=[{"Id": "triage", "Arn": queue_arn}])
-    return bus, queue_url
-
-
-def _handed_off(aws_clients, queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws_clients._factory("sqs")
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    # moto 5.2 leaves the envelope's "account" out of events it routes from a custom bus; EventBridge always
-    # sends it (the event's own account), and intake requires it.
-    return [{"account": "123456789012", **json.loads(m["Body"])} for m in messages]
+    return create_triage_bus(aws_clients, suffix,
+                             resolve(eventbridge_rules()["GitHubRunFailed"]["Pattern"], values_for_tests()))
 
 
 def test_the_deployed_endpoint_hands_verified_runs_to_the_triage_function(aws_clients, emulator, slack_receiver,
@@ -238,7 +230,7 @@ def test_the_deployed_endpoint_hands_verified_runs_to_the_triage_function(aws_cl
     replay = webhook.handler(http_event("POST", "/github/webhook", body=body, headers=headers), LambdaContext())
     assert replay["statusCode"] == 409 and "replayed delivery" in json.loads(replay["body"])["reason"]
     assert slack_receiver.requests == [] and github.api_requests == []  # nothing read or reported in the request
-    (handed,) = _handed_off(aws_clients, triage_queue)
+    (handed,) = receive_handed_off(aws_clients, triage_queue)
     result = triage.handler(handed, LambdaContext())
     assert result["outcome"] == "reported" and result["category"] == "aws_credentials", result
     assert len(slack_receiver.requests) == 1 and len(read_inbox(aws_clients, inbox_url)) == 1
@@ -253,7 +245,7 @@ def test_the_deployed_endpoint_hands_verified_runs_to_the_triage_function(aws_cl
                "x-hub-signature-256": signature(webhook_secret, startup.encode())}
     accepted = webhook.handler(http_event("POST", "/github/webhook", body=startup, headers=headers), LambdaContext())
     assert accepted["statusCode"] == 202
-    (handed,) = _handed_off(aws_clients, triage_queue)
+    (handed,) = receive_handed_off(aws_clients, triage_queue)
     slack_receiver.reply_next(500, times=3)
     with pytest.raises(DeliveryIncomplete):
         triage.handler(handed, LambdaContext())

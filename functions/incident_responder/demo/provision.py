@@ -164,15 +164,16 @@ def create_failed_build(clients: Any, emulator: Any, project: str, *, phase: str
     return build_id
 
 
-def create_triage_bus(clients: Any, run: str) -> tuple[str, str]:
-    """An event bus whose rule sends the GitHub endpoint's hand-offs to a queue (the demo's stand-in for the
-    TriageFunction's asynchronous invocation). Returns the bus name and the queue URL."""
+def create_triage_bus(clients: Any, run: str, pattern: dict[str, Any] | None = None) -> tuple[str, str]:
+    """An event bus whose rule (``pattern``, by default the GitHub hand-off's source and detail-type) sends
+    the GitHub endpoint's hand-offs to a queue, standing for the TriageFunction's asynchronous invocation.
+    Returns the bus name and the queue URL."""
     from ..intake import GITHUB_DETAIL_TYPE, GITHUB_EVENT_SOURCE
 
     bus = f"incident-responder-demo-{run}"
     clients.events.create_event_bus(Name=bus)
     clients.events.put_rule(Name=f"github-{run}", EventBusName=bus, EventPattern=json.dumps(
-        {"source": [GITHUB_EVENT_SOURCE], "detail-type": [GITHUB_DETAIL_TYPE]}))
+        pattern or {"source": [GITHUB_EVENT_SOURCE], "detail-type": [GITHUB_DETAIL_TYPE]}))
     queue_url = _sqs(clients).create_queue(QueueName=f"triage-{run}")["QueueUrl"]
     queue_arn = _sqs(clients).get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     clients.events.put_targets(Rule=f"github-{run}", EventBusName=bus, Targets=[{"Id": "triage", "Arn": queue_arn}])
