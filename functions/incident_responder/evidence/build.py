@@ -6,10 +6,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..intake import FAILED_BUILD_STATUSES
 from ..models import BuildEvidence
 from .base import GatherState, aws_error
-
-FAILED_PHASE_STATUSES = {"FAILED", "FAULT", "TIMED_OUT"}
 
 
 def gather_build(state: GatherState, clients: Any) -> None:
@@ -28,7 +27,7 @@ def gather_build(state: GatherState, clients: Any) -> None:
                                     f"(buildsNotFound: {', '.join(response.get('buildsNotFound', [])) or 'none'})")
         return
     build = builds[0]
-    failed = [p for p in build.get("phases", []) if p.get("phaseStatus") in FAILED_PHASE_STATUSES]
+    failed = [p for p in build.get("phases", []) if p.get("phaseStatus") in FAILED_BUILD_STATUSES]
     contexts = [f"{c.get('statusCode', '')}: {c.get('message', '')}".strip(": ")
                 for p in failed[:1] for c in p.get("contexts", [])]
     logs = build.get("logs", {})
