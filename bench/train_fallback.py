@@ -302,11 +302,11 @@ def _classifiers(catalog, model_for):
 
     `model_for(log)` picks the fallback model (on train: the one whose training folds left the log out).
     """
-    from incident_responder.classify.engine import _fill, _unknown, find_hits  # the engine's own no-rule answer
+    from incident_responder.classify.engine import _unknown, fill_command, find_hits  # the engine's own no-rule answer
 
     def fallback_alone(log, cat):
         _, tracebacks, doc = find_hits(log, cat)
-        guessed = fallback.diagnose(log, cat, lambda t: _fill(t, {}), model_for(log))
+        guessed = fallback.diagnose(log, cat, lambda t: fill_command(t, {}), model_for(log))
         return guessed or _unknown(doc, cat, {}, tracebacks)
 
     def rules_alone(log, cat):
