@@ -8,7 +8,7 @@ this module (loaded once per process; CLASSIFIER_FALLBACK=off in the environment
 Its posterior, softened by a temperature, is mapped to a calibrated confidence by an isotonic
 table: both are fitted on out-of-fold predictions on train, so the confidence is how often
 answers with that score were right there. It answers only when the confidence reaches the
-threshold chosen on those predictions (precision of its answers >= 98%); below it the answer
+threshold chosen on those predictions (precision of its answers >= 99.5%); below it the answer
 stays `unknown`.
 
 Everything here is linear in the text: the text is cut to its first and last `WINDOW_CHARS`,
