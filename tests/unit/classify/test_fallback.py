@@ -252,3 +252,16 @@ def test_a_rule_hit_wins_even_where_the_model_disagrees(catalog) -> None:
     assert fallback.load_model().guess(text).predicted != "python_dependencies"
     diagnosis = classify(text, catalog=catalog)
     assert diagnosis.category.value == "python_dependencies" and diagnosis.cause != fallback.CAUSE
+
+
+def test_the_reports_three_classifiers_answer_as_the_engine_would(catalog) -> None:
+    """`bench/train_fallback.py --report` runs rules alone, rules + fallback and fallback alone."""
+    model = fallback.load_model()
+    text = _no_rule_text(catalog)
+    ruled = "ModuleNotFoundError: No module named 'gsplat'"
+    classifiers = train_fallback._classifiers(catalog, lambda log: model)
+    assert classifiers["rules alone"](text, catalog).cause == "no_matching_rule"
+    assert classifiers["rules + fallback"](text, catalog) == classify(text, catalog=catalog)
+    assert classifiers["rules + fallback"](ruled, catalog) == classify(ruled, catalog=catalog)
+    assert classifiers["fallback alone"](text, catalog).cause == fallback.CAUSE
+    assert classifiers["fallback alone"](ruled, catalog).cause in (fallback.CAUSE, "no_matching_rule")
