@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..github.evidence import gather_workflow_run
 from ..models import Evidence, FailureEvent, ImageRef, Subject
 from .base import TRAINING_LOG_GROUP, Analyzer, GatherSettings, GatherState
 from .build import gather_build
@@ -18,6 +17,7 @@ from .image import gather_image
 from .logs import gather_logs
 from .stack import gather_stack
 from .training_job import gather_training_job
+from .workflow_run import gather_workflow_run
 
 # Each analyzer reads only what its source has (a CodeBuild event names no training job, so the
 # SageMaker ones return at once); the build's description names its log stream, so it comes first.
