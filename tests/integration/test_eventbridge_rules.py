@@ -8,7 +8,6 @@ table below says. A new file in events/ without an entry fails with a message sa
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import json
 import uuid
@@ -18,6 +17,7 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
+from tests.support.events import with_field
 from tests.template.template_model import (
     EVENTS,
     TEST_PIPELINE_ARN,
@@ -253,13 +253,9 @@ def _variants_off_the_filters() -> dict[str, dict[str, Any]]:
                 "prefix-in-upper-case": job.replace(prefix, prefix.upper(), 1),
                 "prefix-not-at-start": "x" + job,
             }.items():
-                variant = copy.deepcopy(event)
-                variant["detail"]["TrainingJobName"] = new_name
-                variants[f"{name}:{label}"] = variant
+                variants[f"{name}:{label}"] = with_field(event, "detail.TrainingJobName", new_name)
             for status in ("InProgress", "Stopping", "Stopped"):
-                variant = copy.deepcopy(event)
-                variant["detail"]["TrainingJobStatus"] = status
-                variants[f"{name}:status-{status}"] = variant
+                variants[f"{name}:status-{status}"] = with_field(event, "detail.TrainingJobStatus", status)
         if PIPELINE in routes:
             arn = detail["stateMachineArn"]
             assert arn == TEST_PIPELINE_ARN
@@ -271,23 +267,15 @@ def _variants_off_the_filters() -> dict[str, dict[str, Any]]:
                 "other-account": arn.replace(":123456789012:", ":210987654321:"),
                 "other-region": arn.replace(":us-west-2:", ":us-east-1:"),
             }.items():
-                variant = copy.deepcopy(event)
-                variant["detail"]["stateMachineArn"] = other
-                variants[f"{name}:{label}"] = variant
+                variants[f"{name}:{label}"] = with_field(event, "detail.stateMachineArn", other)
             for status in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
-                variant = copy.deepcopy(event)
-                variant["detail"]["status"] = status
-                variants[f"{name}:status-{status}"] = variant
+                variants[f"{name}:status-{status}"] = with_field(event, "detail.status", status)
         if BUILD in routes:
             project = detail["project-name"]
             for label, other in {"project-without-prefix": "other-" + project, "prefix-not-at-start": "x" + project}.items():
-                variant = copy.deepcopy(event)
-                variant["detail"]["project-name"] = other
-                variants[f"{name}:{label}"] = variant
+                variants[f"{name}:{label}"] = with_field(event, "detail.project-name", other)
             for status in ("IN_PROGRESS", "SUCCEEDED", "STOPPED"):
-                variant = copy.deepcopy(event)
-                variant["detail"]["build-status"] = status
-                variants[f"{name}:status-{status}"] = variant
+                variants[f"{name}:status-{status}"] = with_field(event, "detail.build-status", status)
         if STACK in routes:
             stack_id = detail["stack-id"]
             for label, other in {
@@ -295,18 +283,12 @@ def _variants_off_the_filters() -> dict[str, dict[str, Any]]:
                 "other-account": stack_id.replace(":123456789012:", ":210987654321:"),
                 "other-region": stack_id.replace(":us-west-2:", ":us-east-1:"),
             }.items():
-                variant = copy.deepcopy(event)
-                variant["detail"]["stack-id"] = other
-                variants[f"{name}:{label}"] = variant
+                variants[f"{name}:{label}"] = with_field(event, "detail.stack-id", other)
             for status in ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", "CREATE_COMPLETE",
                            "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "DELETE_COMPLETE"):
-                variant = copy.deepcopy(event)
-                variant["detail"]["status-details"]["status"] = status
-                variants[f"{name}:status-{status}"] = variant
+                variants[f"{name}:status-{status}"] = with_field(event, "detail.status-details.status", status)
         for label, field, value in (("other-source", "source", "custom.3dgs"), ("other-detail-type", "detail-type", "Other")):
-            variant = copy.deepcopy(event)
-            variant[field] = value
-            variants[f"{name}:{label}"] = variant
+            variants[f"{name}:{label}"] = with_field(event, field, value)
     return variants
 
 
@@ -323,11 +305,9 @@ def test_the_prefix_parameter_drives_the_training_job_rules(aws: dict[str, Any])
     router = Router(aws, _patterns(TrainingJobNamePrefix="splat-"))
     events = {n: e for n, e in _load_all().items() if _expected(n) not in (NOT_EVENTBRIDGE, set())
               and (FAILED in _expected(n) or COMPLETED in _expected(n))}
-    renamed = {}
-    for name, event in events.items():
-        variant = copy.deepcopy(event)
-        variant["detail"]["TrainingJobName"] = "splat-" + event["detail"]["TrainingJobName"]
-        renamed[f"{name}:splat-prefix"] = variant
+    renamed = {f"{name}:splat-prefix": with_field(event, "detail.TrainingJobName",
+                                                  "splat-" + event["detail"]["TrainingJobName"])
+               for name, event in events.items()}
     routes = router.delivered(router.put({**events, **renamed}))
     assert all(not routes[name] for name in events), routes
     assert all(routes[f"{name}:splat-prefix"] == _expected(name) for name in events), routes
@@ -336,11 +316,8 @@ def test_the_prefix_parameter_drives_the_training_job_rules(aws: dict[str, Any])
 def test_a_failed_cdk_bootstrap_stack_is_watched_whatever_the_prefix(router: Router) -> None:
     """CDKToolkit (CDK's bootstrap stack) is the guide's cdk_bootstrap_trust category's own stack."""
     event = _load_all()["cloudformation-stack-status-change-failed.json"]
-    bootstrap = copy.deepcopy(event)
-    bootstrap["detail"]["stack-id"] = event["detail"]["stack-id"].replace(":stack/threedgs-pipeline-staging/",
-                                                                        ":stack/CDKToolkit/")
-    impostor = copy.deepcopy(event)
-    impostor["detail"]["stack-id"] = event["detail"]["stack-id"].replace(":stack/threedgs-pipeline-staging/",
-                                                                       ":stack/CDKToolkitCopy/")
+    stack_id = event["detail"]["stack-id"]
+    bootstrap = with_field(event, "detail.stack-id", stack_id.replace("/threedgs-pipeline-staging/", "/CDKToolkit/"))
+    impostor = with_field(event, "detail.stack-id", stack_id.replace("/threedgs-pipeline-staging/", "/CDKToolkitCopy/"))
     routes = router.delivered(router.put({"bootstrap": bootstrap, "impostor": impostor}))
     assert routes["bootstrap"] == {STACK} and not routes["impostor"], routes
