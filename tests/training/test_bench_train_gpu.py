@@ -57,6 +57,19 @@ def test_time_to_quality_takes_the_first_evaluation_at_the_baselines_psnr(bench)
     assert bench.time_to_quality(results)["baseline@final(30000)"]["ours"] is None  # never reached: said so
 
 
+def test_time_to_quality_times_the_baseline_at_its_own_first_crossing_when_its_curve_plateaus(bench):
+    # a capture whose test PSNR is bounded by pose error: the baseline is at its 7k figure from step 2,000 on
+    results = {
+        "baseline": _result({"2000": 24.21, "4000": 23.45, "7000": 24.17, "30000": 24.04},
+                            {"2000": 26.0, "4000": 52.0, "7000": 85.0, "30000": 398.0}, []),
+        "ours": _result({"2000": 24.25, "30000": 24.08}, {"2000": 16.0, "30000": 282.0}, []),
+    }
+    ttq = bench.time_to_quality(results)
+    assert ttq["baseline@7000"]["reference_step"] == 2000
+    assert ttq["baseline@7000"]["ours"] == {"step": 2000, "time_s": 16.0, "speedup": 1.62}
+    assert ttq["baseline@final(30000)"]["reference_time_s"] == 26.0
+
+
 def test_growth_claim_reads_gaussians_over_time(bench):
     history = [{"step": s, "gaussians": g} for s, g in [(5000, 900_000), (12000, 2_100_000), (20000, 2_200_000)]]
     late = [{"step": s, "gaussians": g} for s, g in [(5000, 900_000), (16000, 2_100_000)]]
