@@ -21,9 +21,12 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 try:
     from incident_responder.classify import classify, load_catalog
@@ -31,6 +34,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
     from incident_responder.classify import classify, load_catalog
 
+from incident_responder.classify.catalog import RULES_DIR  # noqa: E402
 from incident_responder.classify.fallback import CAUSE as FALLBACK_CAUSE, SWITCH as FALLBACK_SWITCH  # noqa: E402
 from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
 
@@ -314,11 +318,33 @@ def render(evaluation: Evaluation, speed: dict[str, float] | None) -> str:
     return "\n".join(out)
 
 
+def _rule_ids(path: Path) -> set[str]:
+    ids = {line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()}
+    return ids - {""}
+
+
+def rules_without(source: Path | None, ids_file: Path, dest: Path) -> Path:
+    """Copy the rule directory to `dest` without the rules `ids_file` lists; an id not in it is an error."""
+    ids = _rule_ids(ids_file)
+    found: set[str] = set()
+    for path in sorted((source or RULES_DIR).glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        found |= {rule["id"] for rule in data.get("rules", []) if rule["id"] in ids}
+        data["rules"] = [rule for rule in data.get("rules", []) if rule["id"] not in ids]
+        (dest / path.name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    if ids - found:
+        raise ValueError(f"{ids_file}: no such rule in the catalog: {', '.join(sorted(ids - found))}")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="JSON Lines with `label` and `log`")
     parser.add_argument("--synthetic-mb", type=float, default=50.0, help="size of the throughput log (0: skip)")
     parser.add_argument("--rules", type=Path, default=None, help="rule directory (default: the package's)")
+    parser.add_argument("--without-rules", type=Path, default=None, metavar="FILE",
+                        help="leave out the rules whose ids FILE lists (one a line, `#` comments), e.g. "
+                             "bench/tainted_rules.txt, to report a figure with and without them")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--no-fallback", action="store_true",
                         help=f"rules alone: no learned fallback on the no-rule path (sets {FALLBACK_SWITCH}=off)")
@@ -329,7 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         rows = read_corpus(args.corpus)
     except CorpusError as exc:
         parser.error(str(exc))
-    catalog = load_catalog(args.rules)
+    if args.without_rules is not None:
+        try:
+            rules_dir = rules_without(args.rules, args.without_rules, Path(tempfile.mkdtemp(prefix="rules-without-")))
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
+        print(f"rules left out ({args.without_rules}): {', '.join(sorted(_rule_ids(args.without_rules)))}",
+              file=sys.stderr)
+    else:
+        rules_dir = args.rules
+    catalog = load_catalog(rules_dir)
     evaluation = evaluate(rows, catalog)
     speed = throughput(args.synthetic_mb, catalog) if args.synthetic_mb > 0 else None
     if args.json:

@@ -117,3 +117,22 @@ def test_cli_no_fallback_and_the_no_rule_timing(corpus: Path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert "answers other than unknown: 2/3 right" in out and "1 MB log that no rule matches" in out
     assert classifier_eval.os.environ["CLASSIFIER_FALLBACK"] == "off"
+
+
+def test_cli_without_rules_leaves_the_listed_rules_out(corpus: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CLASSIFIER_FALLBACK", "off")  # rules alone: the left-out rule's case must fall to unknown
+    listed = tmp_path / "left_out.txt"
+    listed.write_text("# comment line\ncuda_gpu.no_kernel_image  # the cuda case's rule\n", encoding="utf-8")
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--json",
+                                 "--without-rules", str(listed)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["accuracy"] == 0.6  # the cuda case is now unknown
+    assert "rules left out" in captured.err and "cuda_gpu.no_kernel_image" in captured.err
+
+
+def test_cli_without_rules_names_an_unknown_rule_id(corpus: Path, tmp_path: Path, capsys) -> None:
+    listed = tmp_path / "left_out.txt"
+    listed.write_text("cuda_gpu.no_such_rule\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--without-rules", str(listed)])
+    assert "no such rule in the catalog: cuda_gpu.no_such_rule" in capsys.readouterr().err
