@@ -89,7 +89,7 @@ def ensure_scene(directory: Path, images: int, width: int, height: int, points: 
         have = json.loads(meta.read_text())
         if all(have.get(k, "room" if k == "style" else None) == v for k, v in want.items()) and \
                 have.get("foliage", 0) == foliage and \
-                all(have.get(k, 0) == capture.get(k, 0) for k in ("exposure", "pose_deg", "pose_shift")):
+                all(have.get(k, 0) == capture.get(k, 0) for k in ("exposure", "pose_deg", "pose_shift", "close")):
             return directory
     t0 = time.perf_counter()
     extra = {"style": style, "detail": detail} if style != "room" else {}
@@ -431,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style", choices=["room", "outdoor"], default="room", help="synthetic scene style")
     ap.add_argument("--detail", type=int, default=8, help="outdoor style: noise octaves")
     ap.add_argument("--foliage", type=int, default=0, help="outdoor style: trees and bushes with leafy crowns")
+    ap.add_argument("--close", type=float, default=0.0,
+                    help="outdoor style: fraction of the views on a closer pass round the central cluster")
     ap.add_argument("--exposure", type=float, default=0.0, help="per-view exposure/white-balance jitter (sigma)")
     ap.add_argument("--pose-deg", type=float, default=0.0, help="SfM rotation error of the recorded poses (deg)")
     ap.add_argument("--pose-shift", type=float, default=0.0, help="SfM position error of the recorded poses")
@@ -470,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in CAPTURE.get(a.preset, {}).items():
             setattr(a, key, value)
     capture = {"exposure": a.exposure, "pose_deg": a.pose_deg, "pose_shift": a.pose_shift}
+    if a.close and (a.style != "outdoor" or not 0 < a.close < 1):
+        ap.error(f"--close {a.close}: a fraction between 0 and 1, for the outdoor style")
     eval_at = {int(s) for s in a.eval_at.split(",") if s.strip()}
     if a.eval_every:
         eval_at |= set(range(a.eval_every, a.steps + 1, a.eval_every))
@@ -488,15 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.t4_cap and a.cap_gib:
         ap.error("--t4-cap and --cap-gib: choose one")
     style_tag = (f"_{a.style}{a.detail}" if a.style != "room" else "") + (f"_foliage{a.foliage}" if a.foliage else "") + (
-        f"_capture{a.exposure:g}-{a.pose_deg:g}-{a.pose_shift:g}" if any(capture.values()) else "")
+        f"_capture{a.exposure:g}-{a.pose_deg:g}-{a.pose_shift:g}" if any(capture.values()) else "") + (
+        f"_close{a.close:g}" if a.close else "")
     scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / (
         f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}{style_tag}")
     ensure_scene(scene_dir, a.images, a.width, a.height, a.points, a.seed, a.device, a.style, a.detail, a.foliage,
-                 capture)
+                 {**capture, "close": a.close})
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU"
     desc = (f"synthetic {a.style}{f' (detail {a.detail})' if a.style != 'room' else ''}"
             f"{f' with {a.foliage} leafy trees' if a.foliage else ''}"
             f"{f' as captured (exposure {a.exposure:g}, pose error {a.pose_deg:g} deg / {a.pose_shift:g})' if any(capture.values()) else ''}"
+            f"{f', {a.close:.0%} of the views on a close pass' if a.close else ''}"
             f", {a.images} views of "
             f"{a.width}x{a.height}, {a.points} SfM points, {a.steps} steps")
     gpu_total, cap_bytes = None, None

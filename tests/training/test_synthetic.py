@@ -108,13 +108,13 @@ def test_fisheye_cameras_are_refused_with_the_fix(tmp_path, model):
 
 # ---------------------------------------------------------------- outdoor style and foliage
 
-@pytest.mark.parametrize("foliage", [0, 12])
-def test_outdoor_sfm_points_project_onto_pixels_of_their_own_colour(tmp_path, foliage):
+@pytest.mark.parametrize("foliage, close", [(0, 0.0), (12, 0.0), (0, 0.5)])
+def test_outdoor_sfm_points_project_onto_pixels_of_their_own_colour(tmp_path, foliage, close):
     """The camera check above, for the outdoor style with and without leafy crowns (whose leaves are glossy:
-    a point's colour is the one its own view saw)."""
+    a point's colour is the one its own view saw), and with half the views on the close pass."""
     w, h, per_view = 160, 120, 100
     scene_dir = generate_scene(tmp_path, n_images=4, width=w, height=h, n_points=4 * per_view, seed=3,
-                               style="outdoor", foliage=foliage)
+                               style="outdoor", foliage=foliage, close=close)
     scene = load_scene(scene_dir, test_every=100)
     errors = []
     for i in range(scene.n_images):
@@ -232,3 +232,30 @@ def test_exposure_jitter_changes_each_views_brightness_and_colour_not_its_pose(t
 def test_capture_imperfections_are_standard_deviations(tmp_path):
     with pytest.raises(ValueError, match=">= 0"):
         generate_scene(tmp_path, n_images=2, width=8, height=6, n_points=10, exposure=-0.1)
+
+
+def test_the_close_pass_puts_that_share_of_the_views_nearer_the_subject_and_outside_every_object():
+    from splat_trainer.synthetic import make_outdoor, outdoor_camera_poses
+
+    assert all(np.array_equal(a, b) for a, b in zip(outdoor_camera_poses(40, 0), outdoor_camera_poses(40, 0, 0.0)))
+    poses = outdoor_camera_poses(40, 0, close=0.25)
+    eyes = np.stack([-p[:3, :3].T @ p[:3, 3] for p in poses])
+    ring = np.linalg.norm(eyes[:, :2], axis=1)
+    assert len(poses) == 40 and bool((ring[30:] < 3.0).all()) and bool((ring[:30] > 3.4).all())
+    prim = make_outdoor(0).prim
+    to_spheres = np.linalg.norm(eyes[:, None] - prim.sphere_c.numpy()[None], axis=-1) - prim.sphere_r.numpy()[None]
+    outside = np.maximum(prim.box_min.numpy()[None] - eyes[:, None], eyes[:, None] - prim.box_max.numpy()[None])
+    assert float(to_spheres.min()) > 0.3 and bool((outside.max(-1) > 0.3).all())  # no camera inside or touching
+    # the close views are 2-4x nearer the central cluster's surfaces than the outer ones
+    cluster = np.linalg.norm(prim.sphere_c.numpy()[:, :2], axis=1) < 2.0
+    nearest = to_spheres[:, cluster].min(axis=1)
+    assert 1.8 < float(np.median(nearest[:30]) / np.median(nearest[30:])) < 5.0
+
+
+def test_close_pass_is_recorded_and_refused_outside_its_range(tmp_path):
+    scene = generate_scene(tmp_path / "a", n_images=4, width=24, height=18, n_points=40, seed=2, style="outdoor",
+                           close=0.5)
+    assert json.loads((scene / "scene.json").read_text())["close"] == 0.5
+    for bad, style in [(1.0, "outdoor"), (-0.1, "outdoor"), (0.25, "room")]:
+        with pytest.raises(ValueError, match="close=.*fraction of views on the close pass"):
+            generate_scene(tmp_path / "b", n_images=4, width=8, height=6, n_points=10, style=style, close=bad)
