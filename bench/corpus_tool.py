@@ -3,6 +3,7 @@
 
     python bench/corpus_tool.py build RAW.jsonl [RAW.jsonl ...] [--dev ../shared/corpus/dev.jsonl] [--out corpus]
     python bench/corpus_tool.py stats [corpus/train.jsonl corpus/test.jsonl]
+    python bench/corpus_tool.py reposts corpus/train.jsonl corpus/test.jsonl [../shared/corpus/dev.jsonl]
 
 `build` reads the raw JSON Lines files in the order given (one case a line: id, source, log, label, cause,
 optional also, tool, note), then
@@ -177,6 +178,53 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
+# `reposts`: the same log posted in two threads (an author filing one report in two repositories) escapes
+# thread_of. Two posts of one tool's standard message from different projects are not reposts: they share
+# its wording but not the poster's particulars (numbers, times, home directories, their own file names).
+_WORD = re.compile(r"[A-Za-z0-9_./:-]+")
+_PARTICULAR = re.compile(r"\d{3,}|\d+:\d+|/home/|/users/|c:\\users", re.IGNORECASE)
+SHINGLE_WORDS = 8
+
+
+def shingles(log: str, k: int = SHINGLE_WORDS) -> set[str]:
+    """Every run of k consecutive words of the log, lowercased."""
+    words = _WORD.findall(log.lower())
+    return {" ".join(words[i:i + k]) for i in range(len(words) - k + 1)}
+
+
+def reposts(first: list[dict], second: list[dict], containment: float = 0.9, particulars: int = 5
+            ) -> list[tuple[str, str, float, int]]:
+    """Pairs (first id, second id, containment, particulars) of logs, one from each list, where at least
+    `containment` of the smaller log's shingles are in the other's and at least `particulars` of the shared
+    shingles carry the poster's own particulars."""
+    index: dict[str, list[int]] = defaultdict(list)
+    firsts = [shingles(c["log"]) for c in first]
+    for i, sh in enumerate(firsts):
+        for x in sh:
+            index[x].append(i)
+    found = []
+    for case in second:
+        sh = shingles(case["log"])
+        shared: Counter = Counter(i for x in sh for i in index.get(x, ()))
+        for i, n in shared.items():
+            smaller = min(len(sh), len(firsts[i]))
+            if smaller and n / smaller >= containment:
+                own = sum(1 for x in sh & firsts[i] if _PARTICULAR.search(x))
+                if own >= particulars:
+                    found.append((first[i]["id"], case["id"], round(n / smaller, 3), own))
+    return found
+
+
+def reposts_cmd(args: argparse.Namespace) -> int:
+    parts = [(Path(p).stem, read_cases_loose(Path(p))) for p in args.files]
+    found = [(a, b, *pair) for n, (a, ca) in enumerate(parts) for b, cb in parts[n + 1:] for pair in reposts(ca, cb)]
+    for a, b, id_a, id_b, share, own in found:
+        print(f"{a} {id_a} ~ {b} {id_b}: {share:.0%} of the smaller log's {SHINGLE_WORDS}-word runs, {own} with "
+              "the poster's particulars")
+    print(f"{len(found)} repost(s) across {', '.join(name for name, _ in parts)}")
+    return 1 if found else 0
+
+
 def read_cases_loose(path: Path) -> list[dict]:
     """The dev corpus: only `source` is needed."""
     if not path.is_file():
@@ -202,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("stats", help="print counts per category of corpus files")
     s.add_argument("files", nargs="*", default=["corpus/train.jsonl", "corpus/test.jsonl"])
     s.set_defaults(func=stats)
+    r = sub.add_parser("reposts", help="logs posted again in another part (exit 1 if any)")
+    r.add_argument("files", nargs="+", help="corpus files; every pair of them is compared")
+    r.set_defaults(func=reposts_cmd)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.corpus_tool import LABELS, thread_of
+from bench.corpus_tool import LABELS, reposts, thread_of
 from incident_responder.models import GUIDE_CATEGORIES
 from incident_responder.redact import redact
 
@@ -61,6 +61,11 @@ def test_no_thread_in_both_parts() -> None:
     train = {thread_of(c["source"]) for c in CASES["train"]}
     test = {thread_of(c["source"]) for c in CASES["test"]}
     assert not train & test
+
+
+def test_no_log_reposted_in_the_other_part() -> None:
+    # one report filed in two repositories is two threads to thread_of, and one leak to the split
+    assert not reposts(CASES["train"], CASES["test"])
 
 
 def test_no_log_twice() -> None:

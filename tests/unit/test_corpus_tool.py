@@ -85,3 +85,31 @@ def test_build_writes_both_parts(tmp_path: Path, capsys) -> None:
     train = (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8").splitlines()
     test = (tmp_path / "out" / "test.jsonl").read_text(encoding="utf-8").splitlines()
     assert (len(train), len(test)) == (8, 12) and "kept 20" in capsys.readouterr().out
+
+
+NUMPY_ABI = (
+    "A module that was compiled using NumPy 1.x cannot be run in\n"
+    "NumPy 2.0.0 as it may crash. To support both 1.x and 2.x\n"
+    "versions of NumPy, modules must be compiled with NumPy 2.0.\n"
+    "Some module may need to rebuild instead e.g. with 'pybind11>=2.12'.\n"
+)
+
+
+def _posted(case_id: str, log: str) -> dict:
+    return {"id": case_id, "log": log}
+
+
+def test_reposts_finds_one_log_filed_in_two_threads_and_not_one_message_from_two_projects() -> None:
+    from bench.corpus_tool import reposts
+
+    mine = ("Traceback (most recent call last):\n"
+            '  File "/home/ana/proj/train_4417.py", line 212, in <module>\n'
+            "    import cv2\n" + NUMPY_ABI + "2024-06-17 10:42:13,551 job 8812 exited with 1\n")
+    theirs = ("Traceback (most recent call last):\n"
+              '  File "C:\\\\work\\\\tool\\\\app.py", line 3, in <module>\n'
+              "    import pandas\n" + NUMPY_ABI)
+    # the author's second post: one line more, the same particulars
+    again = mine + "Any idea? Same on 2.0.1\n"
+    found = reposts([_posted("t1", mine), _posted("t2", theirs)], [_posted("x1", again), _posted("x2", theirs + "\n")])
+    assert [(a, b) for a, b, *_ in found] == [("t1", "x1")]
+    assert reposts([_posted("t2", theirs)], [_posted("x2", theirs)]) == []  # same words, no particulars shared
