@@ -429,9 +429,11 @@ def _blade_t(o: torch.Tensor, d: torch.Tensor, ix: torch.Tensor, iy: torch.Tenso
     """Distance along each ray (from o, which should be near the cell: float32 precision) to the blade of cell
     (ix, iy); inf where it misses. In coordinates sheared by the lean the blade is an upright cone,
     |q(z)| <= r0 (1 - z / h) for 0 <= z <= h, and a ray is still a line: a quadratic in t."""
-    root_x, root_y, lean_x, lean_y, h, r0, _, _ = _blades(ix, iy, grass)
-    ox, oy, oz = o.unbind(-1)
-    dx, dy, dz = d.unbind(-1)
+    # float64: a ray grazing a blade's side is a near-double root, which float32 moves by ~0.1 mm or flips
+    # between hit and miss depending on where along the ray it is solved
+    root_x, root_y, lean_x, lean_y, h, r0 = (v.double() for v in _blades(ix, iy, grass)[:6])
+    ox, oy, oz = o.double().unbind(-1)
+    dx, dy, dz = d.double().unbind(-1)
     ax, ay = ox - root_x - lean_x * oz, oy - root_y - lean_y * oz
     bx, by = dx - lean_x * dz, dy - lean_y * dz
     cc, dd = r0 * (1 - oz / h), -r0 * dz / h
@@ -445,7 +447,7 @@ def _blade_t(o: torch.Tensor, d: torch.Tensor, ix: torch.Tensor, iy: torch.Tenso
     t1 = (-qb - disc.clamp_min(0).sqrt()) / torch.where(qa > 0, qa, torch.ones_like(qa))
     z1 = oz + t1 * dz
     ok = (qa > 0) & (disc >= 0) & (z1 >= 0) & (z1 <= h)
-    return torch.where(ok, t1, torch.full_like(t1, math.inf))
+    return torch.where(ok, t1, torch.full_like(t1, math.inf)).float()
 
 
 def _grass_hits(origins: torch.Tensor, dirs: torch.Tensor, grass: Grass, best_t: torch.Tensor, kind: torch.Tensor,
@@ -684,8 +686,9 @@ def trace_any(origins: torch.Tensor, dirs: torch.Tensor, prim) -> tuple[torch.Te
 
 
 def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
-                  seed: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """SfM-like points: surface hits of random rays from the training cameras, with a little noise.
+                  seed: int, device, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """SfM-like points: surface hits of random rays from the training cameras, with a little noise (``noise``
+    scene units, standard deviation; 0 gives the exact hits, for tests of surfaces thinner than the noise).
     Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it).
     Outdoor: hits on the far sphere are kept with probability FAR_POINT_KEEP (COLMAP's sparse background)."""
     g = torch.Generator(device="cpu").manual_seed(seed + 1)
@@ -710,7 +713,7 @@ def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, 
         xyz.append(p)
         rgb.append(col)
     xyz_t = torch.cat(xyz)[:n_points]
-    xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * 0.01  # SfM triangulation noise
+    xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * noise  # SfM triangulation noise
     return xyz_t.double().numpy(), (torch.cat(rgb)[:n_points] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
