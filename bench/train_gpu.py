@@ -14,7 +14,9 @@ size of the reference figure: a minimal loop at ~144 steps/s, 30.6 dB at 7k step
 outdoor_1mp = 320 views of 1152x864 of the generator's outdoor style (fractal textures, far background,
 200 k SfM points; the default strategy grew it to 1.5-1.8 M Gaussians), outdoor_foliage_1mp = the same with 40
 leafy trees and bushes (depth layers, gaps, glossy leaves), meant to grow past 2 M Gaussians before 15k steps
-as real captures do (the output checks that claim for each default-strategy trainer).
+as real captures do (the output checks that claim for each default-strategy trainer). Generator options
+(--detail, --foliage, --close, --grass for the outdoor style; --exposure, --pose-deg, --pose-shift for any) name the
+cached scene's folder and are checked against its scene.json before it is reused.
 
 T4 mode (--t4-cap): the process is capped at a T4's usable 15 GiB (torch.cuda.set_per_process_memory_fraction)
 and our trainer is told the GPU has 15 GiB (so its memory plan and growth stop work to a T4's budget). A

@@ -337,7 +337,8 @@ def test_the_grid_walk_finds_the_nearest_blade_a_search_of_every_cell_finds():
     brute = torch.full_like(walk, float("inf"))
     for r in range(300):
         ends = torch.stack([origins[r] + dirs[r] * t_top[r], origins[r] + dirs[r] * t_end[r]])
-        lo, hi = torch.floor(ends[:, :2].min(0).values / GRASS_CELL) - 1, torch.floor(ends[:, :2].max(0).values / GRASS_CELL) + 1
+        lo = torch.floor(ends[:, :2].min(0).values / GRASS_CELL) - 1
+        hi = torch.floor(ends[:, :2].max(0).values / GRASS_CELL) + 1
         ix, iy = torch.meshgrid(torch.arange(int(lo[0]), int(hi[0]) + 1), torch.arange(int(lo[1]), int(hi[1]) + 1),
                                 indexing="ij")
         ix, iy = ix.reshape(-1), iy.reshape(-1)
@@ -423,8 +424,8 @@ def test_points_on_grass_blades_project_onto_blade_pixels_of_their_own_colour():
             cam = torch.tensor(w2c[:3, :3], dtype=torch.float32) @ p + torch.tensor(w2c[:3, 3], dtype=torch.float32)
             u, v = f * cam[0] / cam[2] + w / 2, f * cam[1] / cam[2] + h / 2
             # a 3x3 crop of the view at zoom x the resolution, centred on the point's projection
-            crop = render_view(w2c, f * zoom, f * zoom, w / 2 * zoom - (u * zoom - 1.5), h / 2 * zoom - (v * zoom - 1.5),
-                               3, 3, scene, torch.device("cpu"), 1)
+            cx, cy = w / 2 * zoom - (u * zoom - 1.5), h / 2 * zoom - (v * zoom - 1.5)
+            crop = render_view(w2c, f * zoom, f * zoom, cx, cy, 3, 3, scene, torch.device("cpu"), 1)
             errors.append(float((crop[1, 1].float() / 255 - c).abs().max()))
     assert len(errors) >= 20, len(errors)
     assert float(np.median(errors)) < 0.02, float(np.median(errors))
