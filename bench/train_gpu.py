@@ -14,7 +14,9 @@ size of the reference figure: a minimal loop at ~144 steps/s, 30.6 dB at 7k step
 outdoor_1mp = 320 views of 1152x864 of the generator's outdoor style (fractal textures, far background,
 200 k SfM points; the default strategy grew it to 1.5-1.8 M Gaussians), outdoor_foliage_1mp = the same with 40
 leafy trees and bushes (depth layers, gaps, glossy leaves), meant to grow past 2 M Gaussians before 15k steps
-as real captures do (the output checks that claim for each default-strategy trainer).
+as real captures do (the output checks that claim for each default-strategy trainer). Generator options
+(--detail, --foliage, --close, --grass for the outdoor style; --exposure, --pose-deg, --pose-shift for any) name the
+cached scene's folder and are checked against its scene.json before it is reused.
 
 T4 mode (--t4-cap): the process is capped at a T4's usable 15 GiB (torch.cuda.set_per_process_memory_fraction)
 and our trainer is told the GPU has 15 GiB (so its memory plan and growth stop work to a T4's budget). A
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT / "training"))
 from splat_trainer.config import TrainConfig  # noqa: E402
 from splat_trainer.dataset import Scene, load_scene  # noqa: E402
 from splat_trainer.metrics import psnr, ssim  # noqa: E402
-from splat_trainer.synthetic import generate_scene  # noqa: E402
+from splat_trainer.synthetic import GRASS_MAX_HEIGHT, generate_scene  # noqa: E402
 from splat_trainer.trainer import StopFlag, TrainPaths, train  # noqa: E402
 
 # images, width, height, SfM points, generator style, detail (noise octaves, outdoor only), foliage (trees)
@@ -89,7 +91,8 @@ def ensure_scene(directory: Path, images: int, width: int, height: int, points: 
         have = json.loads(meta.read_text())
         if all(have.get(k, "room" if k == "style" else None) == v for k, v in want.items()) and \
                 have.get("foliage", 0) == foliage and \
-                all(have.get(k, 0) == capture.get(k, 0) for k in ("exposure", "pose_deg", "pose_shift", "close")):
+                all(have.get(k, 0) == capture.get(k, 0)
+                    for k in ("exposure", "pose_deg", "pose_shift", "close", "grass")):
             return directory
     t0 = time.perf_counter()
     extra = {"style": style, "detail": detail} if style != "room" else {}
@@ -433,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--foliage", type=int, default=0, help="outdoor style: trees and bushes with leafy crowns")
     ap.add_argument("--close", type=float, default=0.0,
                     help="outdoor style: fraction of the views on a closer pass round the central cluster")
+    ap.add_argument("--grass", type=float, default=0.0,
+                    help="outdoor style: height of a layer of grass blades over the ground (e.g. 0.08); 0: none")
     ap.add_argument("--exposure", type=float, default=0.0, help="per-view exposure/white-balance jitter (sigma)")
     ap.add_argument("--pose-deg", type=float, default=0.0, help="SfM rotation error of the recorded poses (deg)")
     ap.add_argument("--pose-shift", type=float, default=0.0, help="SfM position error of the recorded poses")
@@ -474,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     capture = {"exposure": a.exposure, "pose_deg": a.pose_deg, "pose_shift": a.pose_shift}
     if a.close and (a.style != "outdoor" or not 0 < a.close < 1):
         ap.error(f"--close {a.close}: a fraction between 0 and 1, for the outdoor style")
+    if a.grass and (a.style != "outdoor" or not 0 < a.grass <= GRASS_MAX_HEIGHT):
+        ap.error(f"--grass {a.grass}: a height above 0 and at most {GRASS_MAX_HEIGHT} (scene units, e.g. 0.08), "
+                 "for the outdoor style")
     eval_at = {int(s) for s in a.eval_at.split(",") if s.strip()}
     if a.eval_every:
         eval_at |= set(range(a.eval_every, a.steps + 1, a.eval_every))
@@ -493,16 +501,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--t4-cap and --cap-gib: choose one")
     style_tag = (f"_{a.style}{a.detail}" if a.style != "room" else "") + (f"_foliage{a.foliage}" if a.foliage else "") + (
         f"_capture{a.exposure:g}-{a.pose_deg:g}-{a.pose_shift:g}" if any(capture.values()) else "") + (
-        f"_close{a.close:g}" if a.close else "")
+        f"_close{a.close:g}" if a.close else "") + (f"_grass{a.grass:g}" if a.grass else "")
     scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / (
         f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}{style_tag}")
     ensure_scene(scene_dir, a.images, a.width, a.height, a.points, a.seed, a.device, a.style, a.detail, a.foliage,
-                 {**capture, "close": a.close})
+                 {**capture, "close": a.close, "grass": a.grass})
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU"
     desc = (f"synthetic {a.style}{f' (detail {a.detail})' if a.style != 'room' else ''}"
             f"{f' with {a.foliage} leafy trees' if a.foliage else ''}"
             f"{f' as captured (exposure {a.exposure:g}, pose error {a.pose_deg:g} deg / {a.pose_shift:g})' if any(capture.values()) else ''}"
             f"{f', {a.close:.0%} of the views on a close pass' if a.close else ''}"
+            f"{f', grass {a.grass:g} high' if a.grass else ''}"
             f", {a.images} views of "
             f"{a.width}x{a.height}, {a.points} SfM points, {a.steps} steps")
     gpu_total, cap_bytes = None, None

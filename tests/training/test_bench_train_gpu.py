@@ -108,3 +108,31 @@ def test_a_captured_scene_is_generated_with_its_imperfections_and_reused_only_wi
     bench.ensure_scene(scene, 3, 12, 9, 30, 0, "cpu", "outdoor", 2, 0, {})  # clean request: regenerated
     assert "exposure" not in json.loads((scene / "scene.json").read_text())
     assert bench.CAPTURE.keys() <= bench.PRESETS.keys()
+
+
+def test_grass_reaches_the_scene_its_cache_folder_and_the_description(bench, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the default scene folder is under the temp dir
+    out = tmp_path / "result.json"
+    assert bench.main(["--device", "cpu", "--backend", "torch", "--style", "outdoor", "--detail", "2",
+                       "--grass", "0.08", "--images", "5", "--width", "16", "--height", "12", "--points", "60",
+                       "--steps", "4", "--eval-at", "4", "--which", "ours", "--json", str(out)]) == 0
+    (scene,) = tmp_path.glob("bench_scene_*")
+    assert scene.name == "bench_scene_5x16x12_0_outdoor2_grass0.08"
+    assert json.loads((scene / "scene.json").read_text())["grass"] == 0.08
+    assert "grass 0.08 high" in json.loads(out.read_text())["scene"]
+    first = (scene / "images/view_0000.png").read_bytes()
+    bench.ensure_scene(scene, 5, 16, 12, 60, 0, "cpu", "outdoor", 2, 0, {"grass": 0.08})  # same request: reused
+    assert (scene / "images/view_0000.png").read_bytes() == first
+    bench.ensure_scene(scene, 5, 16, 12, 60, 0, "cpu", "outdoor", 2, 0, {})  # without grass: regenerated
+    assert "grass" not in json.loads((scene / "scene.json").read_text())
+    assert (scene / "images/view_0000.png").read_bytes() != first
+
+
+@pytest.mark.parametrize("argv", [["--grass", "0.08"], ["--style", "outdoor", "--grass", "-0.1"],
+                                  ["--style", "outdoor", "--grass", "0.5"]])
+def test_grass_outside_the_outdoor_style_or_its_range_is_refused(bench, argv, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--backend", "torch", *argv])
+    assert "a height above 0 and at most 0.3 (scene units, e.g. 0.08), for the outdoor style" in capsys.readouterr().err

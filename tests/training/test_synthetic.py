@@ -108,26 +108,36 @@ def test_fisheye_cameras_are_refused_with_the_fix(tmp_path, model):
 
 # ---------------------------------------------------------------- outdoor style and foliage
 
-@pytest.mark.parametrize("foliage, close", [(0, 0.0), (12, 0.0), (0, 0.5)])
-def test_outdoor_sfm_points_project_onto_pixels_of_their_own_colour(tmp_path, foliage, close):
+@pytest.mark.parametrize("foliage, close, grass", [(0, 0.0, 0.0), (12, 0.0, 0.0), (0, 0.5, 0.0), (0, 0.0, 0.08)])
+def test_outdoor_sfm_points_project_onto_pixels_of_their_own_colour(tmp_path, foliage, close, grass):
     """The camera check above, for the outdoor style with and without leafy crowns (whose leaves are glossy:
-    a point's colour is the one its own view saw), and with half the views on the close pass."""
+    a point's colour is the one its own view saw), with half the views on the close pass, and with grass."""
     w, h, per_view = 160, 120, 100
     scene_dir = generate_scene(tmp_path, n_images=4, width=w, height=h, n_points=4 * per_view, seed=3,
-                               style="outdoor", foliage=foliage, close=close)
+                               style="outdoor", foliage=foliage, close=close, grass=grass)
     scene = load_scene(scene_dir, test_every=100)
-    errors = []
+    errors, insides = [], []
     for i in range(scene.n_images):
         pts, rgb = scene.points[per_view * i:per_view * (i + 1)], scene.points_rgb[per_view * i:per_view * (i + 1)]
         p = pts @ scene.viewmats[i, :3, :3].T + scene.viewmats[i, :3, 3]
         uv = p @ scene.Ks[i].T
         uv = uv[:, :2] / uv[:, 2:3]
         inside = (p[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        insides.append(inside)
         px = uv[inside].long()
         pixel = scene.images[i][px[:, 1], px[:, 0]].float() / 255.0
         errors.append((pixel - rgb[inside]).abs().max(dim=-1).values)
     err = torch.cat(errors)
     assert len(err) >= 0.95 * 4 * per_view
+    if grass:
+        # blades (2-5 mm) are far below a pixel here (3.5 cm) and thinner than the points' 1 cm noise, so a pixel
+        # of the grass layer mixes blades and ground: the points above the layer keep the check, the blades'
+        # own points are checked exactly at a resolution that resolves them (test_points_on_grass_blades_...)
+        z = torch.cat([scene.points[per_view * i:per_view * (i + 1)][inside_i, 2] for i, inside_i in
+                       enumerate(insides)])
+        assert int(((z > 0.02) & (z < grass)).sum()) >= 20  # the layer is sampled
+        err = err[z > grass + 0.04]
+        assert len(err) >= 100
     # fine noise textures and leaf edges differ within a pixel; the bulk must agree
     assert float(err.median()) < 0.06, float(err.median())
 
@@ -259,3 +269,213 @@ def test_close_pass_is_recorded_and_refused_outside_its_range(tmp_path):
     for bad, style in [(1.0, "outdoor"), (-0.1, "outdoor"), (0.25, "room")]:
         with pytest.raises(ValueError, match="close=.*fraction of views on the close pass"):
             generate_scene(tmp_path / "b", n_images=4, width=8, height=6, n_points=10, style=style, close=bad)
+
+
+# ---------------------------------------------------------------- grass
+
+def _rays_at(eyes: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    d = targets - eyes
+    return eyes, d / d.norm(dim=-1, keepdim=True)
+
+
+def _first_hits(scene, origins, dirs):
+    """Distance and kind of each ray's first hit, as trace_outdoor finds them."""
+    from splat_trainer.synthetic import FAR_RADIUS, _grass_hits, _nearest_hits
+
+    best_t, kind, index = _nearest_hits(origins, dirs, scene.prim, FAR_RADIUS)
+    if scene.grass is not None:
+        _grass_hits(origins, dirs, scene.grass, best_t, kind, index)
+    return best_t, kind
+
+
+def _ground_spots(n: int, seed: int, r_min: float = 2.0, r_max: float = 6.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    r = r_min + (r_max - r_min) * torch.rand(n, generator=g)
+    a = torch.rand(n, generator=g) * 2 * torch.pi
+    return torch.stack([r * torch.cos(a), r * torch.sin(a), torch.zeros(n)], -1)
+
+
+def test_a_ray_into_the_grass_hits_a_blade_or_reaches_the_ground_between_them_more_often_when_steep():
+    from splat_trainer.synthetic import GRASS_KIND, make_outdoor
+
+    scene = make_outdoor(5, detail=2, grass=0.08)
+    spots = _ground_spots(3000, 0)
+    shares = {}
+    for name, (back, up) in {"grazing": (4.0, 1.0), "steep": (0.6, 1.0)}.items():
+        # each ray comes from `back` units out from its spot (horizontally) and `up` units above the ground
+        out = spots / spots.norm(dim=-1, keepdim=True) * back + torch.tensor([0.0, 0.0, up])
+        origins, dirs = _rays_at(spots + out, spots)
+        best_t, kind = _first_hits(scene, origins, dirs)
+        blade = kind == GRASS_KIND
+        z = (origins + dirs * best_t[:, None])[:, 2]
+        assert bool((z[blade] > 0).all()) and bool((z[blade] <= 0.08 + 1e-5).all())  # blades are in the layer
+        reach = (spots + out - spots).norm(dim=-1)
+        assert bool((best_t[blade] < reach[blade]).all())  # and in front of the ground
+        shares[name] = (float(blade.float().mean()), float((kind == 1).float().mean()))
+    # a ray ~14 degrees above the horizon crosses ~0.3 units of grass, one at ~60 degrees ~0.05
+    assert 0.35 < shares["grazing"][0] < 0.95, shares
+    assert 0.03 < shares["steep"][0] < shares["grazing"][0] - 0.15, shares
+    assert shares["grazing"][1] > 0.03 and shares["steep"][1] > 0.3, shares  # the ground shows between blades
+
+
+def test_the_grid_walk_finds_the_nearest_blade_a_search_of_every_cell_finds():
+    """The walk tests only the cells a ray crosses, in order, and stops at the first blade: right only if every
+    blade stays inside its cell. A brute-force search over all cells around each ray's path must agree."""
+    from splat_trainer.synthetic import GRASS_CELL, GRASS_KIND, _blade_t, make_outdoor
+
+    scene = make_outdoor(2, detail=2, grass=0.08)
+    spots = _ground_spots(300, 1, 2.0, 3.0)
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(300, generator=g) * 2 * torch.pi
+    eyes = spots + torch.stack([0.5 * torch.cos(a), 0.5 * torch.sin(a), 0.05 + 0.2 * torch.rand(300, generator=g)], -1)
+    origins, dirs = _rays_at(eyes, spots)
+    best_t, kind = _first_hits(scene, origins, dirs)
+    walk = torch.where(kind == GRASS_KIND, best_t, torch.full_like(best_t, float("inf")))
+    # every cell within the square that holds both ends of the ray's segment below the layer's top
+    t_top = (0.08 - origins[:, 2]) / dirs[:, 2]
+    t_end = -origins[:, 2] / dirs[:, 2]
+    brute = torch.full_like(walk, float("inf"))
+    for r in range(300):
+        ends = torch.stack([origins[r] + dirs[r] * t_top[r], origins[r] + dirs[r] * t_end[r]])
+        lo = torch.floor(ends[:, :2].min(0).values / GRASS_CELL) - 1
+        hi = torch.floor(ends[:, :2].max(0).values / GRASS_CELL) + 1
+        ix, iy = torch.meshgrid(torch.arange(int(lo[0]), int(hi[0]) + 1), torch.arange(int(lo[1]), int(hi[1]) + 1),
+                                indexing="ij")
+        ix, iy = ix.reshape(-1), iy.reshape(-1)
+        t = _blade_t(origins[r].expand(len(ix), 3), dirs[r].expand(len(ix), 3), ix, iy, scene.grass)
+        brute[r] = t[t > 0].min() if bool((t > 0).any()) else float("inf")
+    from splat_trainer.synthetic import FAR_RADIUS, _nearest_hits
+
+    t_objects = _nearest_hits(origins, dirs, scene.prim, FAR_RADIUS)[0]  # the ground or an object in front of it
+    found = brute < t_objects
+    assert 30 < int(found.sum()) < 290  # some rays hit blades, some reach the ground
+    assert torch.equal(torch.isfinite(walk), found)
+    assert float((walk[found] - brute[found]).abs().max()) < 1e-4
+
+
+def test_two_views_of_one_ground_spot_see_different_blades_and_ground_parallax():
+    from splat_trainer.synthetic import GRASS_KIND, make_outdoor
+
+    bare, grassy = make_outdoor(4, detail=2), make_outdoor(4, detail=2, grass=0.08)
+    spots = _ground_spots(2000, 2)
+    out = spots / spots.norm(dim=-1, keepdim=True)
+    side = torch.stack([-out[:, 1], out[:, 0], torch.zeros(len(out))], -1)
+    hits, kinds = [], []
+    for eye_dir in (out, (out + side) / 2**0.5):  # two cameras 45 degrees apart round each spot
+        origins, dirs = _rays_at(spots + eye_dir * 4.0 + torch.tensor([0.0, 0.0, 1.2]), spots)
+        t_bare, k_bare = _first_hits(bare, origins, dirs)
+        clear = k_bare == 1  # no object in front of the spot: without grass, both views see the spot itself
+        assert float(((origins + dirs * t_bare[:, None]) - spots)[clear].norm(dim=-1).max()) < 1e-3
+        t, k = _first_hits(grassy, origins, dirs)
+        hits.append(origins + dirs * t[:, None])
+        kinds.append(torch.where(clear, k, -1))
+    both = (kinds[0] >= 0) & (kinds[1] >= 0)
+    apart = (hits[0] - hits[1]).norm(dim=-1) > 0.005
+    assert float(apart[both].float().mean()) > 0.5  # with grass the two views mostly see different things
+    seen_by_one = ((kinds[0] == GRASS_KIND) != (kinds[1] == GRASS_KIND)) & both
+    assert float(seen_by_one[both].float().mean()) > 0.3  # a blade in one view, the ground in the other
+
+
+def test_grass_is_view_consistent_a_blade_seen_from_one_camera_is_there_from_another():
+    """The blade field is a function of world position: a point on a blade that one camera sees is, from a second
+    camera, either seen (with the same colour: blades are diffuse) or hidden behind something nearer, never
+    looked through."""
+    from splat_trainer.synthetic import GRASS_KIND, make_outdoor, trace_outdoor
+
+    scene = make_outdoor(6, detail=2, grass=0.08)
+    spots = _ground_spots(3000, 4)
+    out = spots / spots.norm(dim=-1, keepdim=True)
+    eye_a = spots + out * 3.0 + torch.tensor([0.0, 0.0, 0.9])
+    col_a, p_a = trace_outdoor(*_rays_at(eye_a, spots), scene)
+    t_a, kind_a = _first_hits(scene, *_rays_at(eye_a, spots))
+    on_blade = kind_a == GRASS_KIND
+    p_a, col_a = p_a[on_blade], col_a[on_blade]
+    eye_b = eye_a[on_blade] + torch.tensor([0.3, -0.2, 0.25])
+    origins, dirs = _rays_at(eye_b, p_a)
+    col_b, p_b = trace_outdoor(origins, dirs, scene)
+    dist = (p_a - eye_b).norm(dim=-1)
+    t_b = (p_b - eye_b).norm(dim=-1)
+    assert bool((t_b <= dist + 1e-4).all())  # never past the blade point
+    same = (p_b - p_a).norm(dim=-1) < 1e-4
+    assert float(same.float().mean()) > 0.3, float(same.float().mean())
+    diff = (col_b[same] - col_a[same]).abs().amax(-1)
+    # the same colour up to float error (the normal turns fast near a blade's tip): within one 8-bit level
+    assert float(diff.median()) < 1e-4 and float((diff > 1 / 255).float().mean()) < 0.01, float(diff.max())
+
+
+def test_points_on_grass_blades_project_onto_blade_pixels_of_their_own_colour():
+    """Exact SfM hits on blades (no triangulation noise: the 1 cm noise is wider than a blade), projected with
+    their view's camera, land on a pixel of their own colour in that view rendered 8x finer (a crop around the
+    point; the blades are then several pixels wide)."""
+    from splat_trainer.synthetic import GRASS_KIND, make_outdoor, outdoor_camera_poses, render_view, sample_points
+
+    scene = make_outdoor(3, detail=3, grass=0.08)
+    poses = outdoor_camera_poses(3, 3)
+    w, h, zoom = 1152, 864, 8
+    f = 0.9 * w
+    xyz, rgb = sample_points(scene, poses, f, f, w / 2, h / 2, w, h, 300, seed=3, device="cpu", noise=0.0)
+    xyz, rgb = torch.tensor(xyz, dtype=torch.float32), torch.tensor(rgb, dtype=torch.float32) / 255
+    errors = []
+    for i, w2c in enumerate(poses):
+        eye = torch.tensor(-w2c[:3, :3].T @ w2c[:3, 3], dtype=torch.float32)
+        pts = xyz[100 * i:100 * (i + 1)]
+        _, kind = _first_hits(scene, *_rays_at(eye.expand_as(pts), pts))
+        for p, c in zip(pts[kind == GRASS_KIND], rgb[100 * i:100 * (i + 1)][kind == GRASS_KIND]):
+            cam = torch.tensor(w2c[:3, :3], dtype=torch.float32) @ p + torch.tensor(w2c[:3, 3], dtype=torch.float32)
+            u, v = f * cam[0] / cam[2] + w / 2, f * cam[1] / cam[2] + h / 2
+            # a 3x3 crop of the view at zoom x the resolution, centred on the point's projection
+            cx, cy = w / 2 * zoom - (u * zoom - 1.5), h / 2 * zoom - (v * zoom - 1.5)
+            crop = render_view(w2c, f * zoom, f * zoom, cx, cy, 3, 3, scene, torch.device("cpu"), 1)
+            errors.append(float((crop[1, 1].float() / 255 - c).abs().max()))
+    assert len(errors) >= 20, len(errors)
+    assert float(np.median(errors)) < 0.02, float(np.median(errors))
+
+
+def test_grass_changes_only_the_rays_that_hit_a_blade_and_nothing_without_it(tmp_path):
+    from splat_trainer.synthetic import GRASS_KIND, make_outdoor, outdoor_camera_poses, trace_outdoor
+
+    assert make_outdoor(3, grass=0.0).grass is None
+    bare, grassy = make_outdoor(3, detail=3), make_outdoor(3, detail=3, grass=0.08)
+    w2c = outdoor_camera_poses(8, 3)[2]
+    c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32)
+    ys, xs = torch.meshgrid(torch.arange(48) + 0.5, torch.arange(64) + 0.5, indexing="ij")
+    d = torch.stack([(xs - 32) / 57.6, (ys - 24) / 57.6, torch.ones_like(xs)], -1).reshape(-1, 3) @ c2w[:3, :3].T
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = c2w[:3, 3].expand_as(d)
+    col0, p0 = trace_outdoor(o, d, bare)
+    col1, p1 = trace_outdoor(o, d, grassy)
+    _, kind = _first_hits(grassy, o, d)
+    blade = kind == GRASS_KIND
+    assert 0.05 < float(blade.float().mean()) < 0.6
+    assert torch.equal(col0[~blade], col1[~blade]) and torch.equal(p0[~blade], p1[~blade])
+    assert bool(((p1 - o).norm(dim=-1) < (p0 - o).norm(dim=-1))[blade].all())  # a blade is in front of what it hides
+    # the generator's files: grass=0 is the scene without the option, byte for byte
+    a = generate_scene(tmp_path / "a", n_images=2, width=24, height=18, n_points=40, seed=2, style="outdoor")
+    b = generate_scene(tmp_path / "b", n_images=2, width=24, height=18, n_points=40, seed=2, style="outdoor", grass=0.0)
+    for name in ("sparse/0/points3D.bin", "images/view_0000.png", "images/view_0001.png", "scene.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert "grass" not in json.loads((a / "scene.json").read_text())
+
+
+def test_grass_is_deterministic_per_seed_recorded_and_refused_outside_its_range(tmp_path):
+    kw = dict(n_images=2, width=32, height=24, n_points=40, style="outdoor", detail=2, grass=0.08)
+    a = generate_scene(tmp_path / "a", seed=2, **kw)
+    b = generate_scene(tmp_path / "b", seed=2, **kw)
+    for name in ("sparse/0/points3D.bin", "images/view_0000.png", "images/view_0001.png"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert json.loads((a / "scene.json").read_text())["grass"] == 0.08
+    plain = generate_scene(tmp_path / "plain", seed=2, **{**kw, "grass": 0.0})
+    assert (a / "images/view_0000.png").read_bytes() != (plain / "images/view_0000.png").read_bytes()
+    from splat_trainer.synthetic import make_outdoor
+
+    # another seed, another blade field (its own hash salt), the same layer
+    assert make_outdoor(2, grass=0.08).grass.salt != make_outdoor(3, grass=0.08).grass.salt
+    for bad, style in [(-0.05, "outdoor"), (0.5, "outdoor"), (float("nan"), "outdoor"), (0.08, "room")]:
+        with pytest.raises(ValueError, match=r"grass=.*: the height of the grass layer .*style outdoor only"):
+            generate_scene(tmp_path / "c", n_images=1, width=8, height=6, n_points=10, style=style, grass=bad)
+
+
+def test_grass_on_the_command_line(tmp_path, capsys):
+    assert main([str(tmp_path / "out"), "--style", "outdoor", "--detail", "2", "--grass", "0.05", "--images", "2",
+                 "--width", "16", "--height", "12", "--points", "30", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "out" / "scene.json").read_text())["grass"] == 0.05

@@ -12,6 +12,9 @@ model + PNG images, for tests and benchmarks. Two styles:
   discontinuities at every leaf edge, the background seen through the gaps (parallax), a dark inner crown,
   and glossy leaves (a specular highlight, so the colour depends on the view). That is what makes real
   outdoor captures grow to millions of Gaussians; texture alone stops paying once it is below a pixel.
+  `grass` (a height, e.g. 0.08) covers the ground within GRASS_RADIUS of the centre with blades (1,600 per square
+  unit, 2.4-5.2 mm wide at the root, tapering to a tip, leaning): thin, view-consistent 3D structure with
+  parallax and self-occlusion where half of each view is now a flat textured plane. Untested on a GPU so far.
 
 Why ray-traced analytic primitives: the ground truth is exact and textured at several frequencies, so test
 PSNR measures the trainer rather than SfM noise, and the same seed gives the same scene on any machine.
@@ -20,6 +23,7 @@ The tracer is PyTorch, so it runs on a GPU for benchmark-sized scenes (200 x 1 M
     python -m splat_trainer.synthetic OUT --images 200 --width 1152 --height 864 [--points 60000] [--seed 0]
     python -m splat_trainer.synthetic OUT --style outdoor --images 320 --width 1152 --height 864 --points 200000
     python -m splat_trainer.synthetic OUT --style outdoor --foliage 40 --images 320 --width 1152 --height 864
+    python -m splat_trainer.synthetic OUT --style outdoor --grass 0.08 --images 320 --width 1152 --height 864
 """
 
 from __future__ import annotations
@@ -182,12 +186,17 @@ def surface_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, pri
 
 # ---------------------------------------------------------------- outdoor style
 
-def _hash01(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor, salt: int) -> torch.Tensor:
-    """A lattice hash in [0, 1), integer arithmetic only: identical on CPU and GPU, exact at any coordinate."""
+def _hash24(ix: torch.Tensor, iy: torch.Tensor, iz, salt: int) -> torch.Tensor:
+    """A lattice hash: 24 bits in an int64 tensor, integer arithmetic only (identical on CPU and GPU)."""
     h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (salt * 2654435761)
     h = (h ^ (h >> 13)) * 1274126177
     h = h ^ (h >> 16)
-    return (h & 0xFFFFFF).float() / float(0x1000000)
+    return h & 0xFFFFFF
+
+
+def _hash01(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor, salt: int) -> torch.Tensor:
+    """A lattice hash in [0, 1), integer arithmetic only: identical on CPU and GPU, exact at any coordinate."""
+    return _hash24(ix, iy, iz, salt).float() / float(0x1000000)
 
 
 def value_noise(p: torch.Tensor, freq: float, salt: int) -> torch.Tensor:
@@ -241,21 +250,46 @@ class Foliage:
         return Foliage(self.centre.to(device), self.radius.to(device), self.colour.to(device))
 
 
+# grass: one blade per GRASS_CELL x GRASS_CELL cell of the ground (1,600 per square unit) within GRASS_RADIUS of the
+# centre; a blade is a straight cone leaning from a root disc (radius GRASS_BLADE_R) to a tip, both drawn per cell
+# by a lattice hash, of height GRASS_MIN_HEIGHT..1 times the layer's; it stays inside its cell, so a ray walked cell
+# by cell (a 2D grid walk, exact) meets the blades in depth order and the first hit is the nearest
+GRASS_KIND = 5
+GRASS_CELL = 0.025
+GRASS_RADIUS = 12.0
+GRASS_BLADE_R = (0.0012, 0.0026)
+GRASS_MIN_HEIGHT = 0.45
+GRASS_MARGIN = 0.0005  # the blade's clearance from its cell's edges
+GRASS_MAX_HEIGHT = 0.3  # below the lowest camera (the close pass flies at 0.35 and up)
+_GRASS_CODE = 1 << 21  # a blade's cell (ix, iy) is stored in `index` as (ix + CODE) * 2 * CODE + iy + CODE
+
+
+@dataclass
+class Grass:
+    height: float  # the layer's height; blades are GRASS_MIN_HEIGHT..1 times it
+    salt: int  # the hash salt (from the seed): the blade field of a seed
+
+    def to(self, device) -> "Grass":
+        return self
+
+
 @dataclass
 class OutdoorScene:
     """Ground plane z = 0 out to the far sphere, noise-textured spheres ("bushes") and boxes ("rocks",
     "crates") around a central cluster, the far sphere (sky, clouds, a mountain band), and optionally trees
-    and bushes with leafy crowns (`foliage`; their trunks are boxes)."""
+    and bushes with leafy crowns (`foliage`; their trunks are boxes) and a layer of grass blades (`grass`)."""
 
     prim: Primitives
     detail: int
     foliage: Foliage | None = None
+    grass: Grass | None = None
 
     def to(self, device) -> "OutdoorScene":
-        return OutdoorScene(self.prim.to(device), self.detail, self.foliage.to(device) if self.foliage else None)
+        return OutdoorScene(self.prim.to(device), self.detail, self.foliage.to(device) if self.foliage else None,
+                            self.grass)
 
 
-def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL, foliage: int = 0) -> OutdoorScene:
+def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL, foliage: int = 0, grass: float = 0.0) -> OutdoorScene:
     g = torch.Generator().manual_seed(seed + 17)
 
     def rand(*shape):
@@ -281,7 +315,8 @@ def make_outdoor(seed: int, detail: int = DEFAULT_DETAIL, foliage: int = 0) -> O
         box_col=torch.stack([rand(n_b, 3) * 0.35 + 0.25, rand(n_b, 3) * 0.5 + 0.45], 1),
         box_freq=4.0 + rand(n_b).mul(8).floor(),
     )
-    return OutdoorScene(prim, detail, _make_foliage(seed, foliage, prim) if foliage else None)
+    return OutdoorScene(prim, detail, _make_foliage(seed, foliage, prim) if foliage else None,
+                        Grass(float(grass), 7001 + 7919 * seed) if grass else None)
 
 
 def _make_foliage(seed: int, n: int, prim: Primitives) -> Foliage:
@@ -363,15 +398,113 @@ def trace_outdoor(origins: torch.Tensor, dirs: torch.Tensor, scene: OutdoorScene
     best_t, kind, index = _nearest_hits(origins, dirs, prim, FAR_RADIUS)
     if scene.foliage is not None:
         _foliage_hits(origins, dirs, scene.foliage, best_t, kind, index)
+    if scene.grass is not None:
+        _grass_hits(origins, dirs, scene.grass, best_t, kind, index)
     p = origins + dirs * best_t[:, None]
     return outdoor_colour(p, kind, index, scene, dirs), p
+
+
+def _blades(ix: torch.Tensor, iy: torch.Tensor, grass: Grass) -> tuple[torch.Tensor, ...]:
+    """The blade of each cell (ix, iy): root (x, y), lean (dx/dz, dy/dz), height, root radius and two shade
+    variables in [0, 1), all from the cell's lattice hash (four 24-bit hashes, two 12-bit fields each)."""
+    u = []
+    for k in range(4):
+        h = _hash24(ix, iy, k, grass.salt)
+        u += [(h & 0xFFF).float() / 4096.0, (h >> 12).float() / 4096.0]
+    c = GRASS_CELL
+    r0 = GRASS_BLADE_R[0] + (GRASS_BLADE_R[1] - GRASS_BLADE_R[0]) * u[0]
+    height = grass.height * (GRASS_MIN_HEIGHT + (1.0 - GRASS_MIN_HEIGHT) * u[1])
+    m = r0 + GRASS_MARGIN
+    x0, y0 = ix.float() * c, iy.float() * c
+    root_x, root_y = x0 + m + (c - 2 * m) * u[2], y0 + m + (c - 2 * m) * u[3]
+    # the tip moves from the root towards a point of the cell (so the blade stays inside it) by at most half its
+    # height (a lean of up to ~35 degrees)
+    aim_x = x0 + GRASS_MARGIN + (c - 2 * GRASS_MARGIN) * u[4] - root_x
+    aim_y = y0 + GRASS_MARGIN + (c - 2 * GRASS_MARGIN) * u[5] - root_y
+    reach = torch.clamp(0.5 * height / (aim_x.square() + aim_y.square()).sqrt().clamp_min(1e-9), max=0.8)
+    return root_x, root_y, aim_x * reach / height, aim_y * reach / height, height, r0, u[6], u[7]
+
+
+def _blade_t(o: torch.Tensor, d: torch.Tensor, ix: torch.Tensor, iy: torch.Tensor, grass: Grass) -> torch.Tensor:
+    """Distance along each ray (from o, which should be near the cell: float32 precision) to the blade of cell
+    (ix, iy); inf where it misses. In coordinates sheared by the lean the blade is an upright cone,
+    |q(z)| <= r0 (1 - z / h) for 0 <= z <= h, and a ray is still a line: a quadratic in t."""
+    # float64: a ray grazing a blade's side is a near-double root, which float32 moves by ~0.1 mm or flips
+    # between hit and miss depending on where along the ray it is solved
+    root_x, root_y, lean_x, lean_y, h, r0 = (v.double() for v in _blades(ix, iy, grass)[:6])
+    ox, oy, oz = o.double().unbind(-1)
+    dx, dy, dz = d.double().unbind(-1)
+    ax, ay = ox - root_x - lean_x * oz, oy - root_y - lean_y * oz
+    bx, by = dx - lean_x * dz, dy - lean_y * dz
+    cc, dd = r0 * (1 - oz / h), -r0 * dz / h
+    qa = bx * bx + by * by - dd * dd
+    qb = ax * bx + ay * by - cc * dd
+    qc = ax * ax + ay * ay - cc * cc
+    disc = qb * qb - qa * qc
+    # qa > 0: the ray is not within the cone's narrow opening angle of its axis (rays of these cameras are at most
+    # ~45 degrees below the horizon, blades lean at most ~35 degrees from the vertical); the inside is then one
+    # interval [t1, t2] of the double cone, and the ray enters the blade where t1 lies between root and tip
+    t1 = (-qb - disc.clamp_min(0).sqrt()) / torch.where(qa > 0, qa, torch.ones_like(qa))
+    z1 = oz + t1 * dz
+    ok = (qa > 0) & (disc >= 0) & (z1 >= 0) & (z1 <= h)
+    return torch.where(ok, t1, torch.full_like(t1, math.inf)).float()
+
+
+def _grass_hits(origins: torch.Tensor, dirs: torch.Tensor, grass: Grass, best_t: torch.Tensor, kind: torch.Tensor,
+                index: torch.Tensor) -> None:
+    """Lower best_t (in place) to each ray's first grass blade, marking it GRASS_KIND with the blade's cell in
+    `index`. Only downward rays that cross the layer (0 < z < height, within GRASS_RADIUS of the centre) before
+    their current hit are walked, cell by cell, until a blade is hit or the segment ends."""
+    inf = math.inf
+    c, top = GRASS_CELL, grass.height
+    ox, oy, oz = origins.unbind(-1)
+    dx, dy, dz = dirs.unbind(-1)
+    down = dz < -1e-6
+    safe_dz = torch.where(down, dz, -torch.ones_like(dz))
+    t_top = ((top - oz) / safe_dz).clamp_min(1e-4)
+    a = (dx * dx + dy * dy).clamp_min(1e-12)
+    b = ox * dx + oy * dy
+    disc = b * b - a * (ox * ox + oy * oy - GRASS_RADIUS**2)
+    root = disc.clamp_min(0).sqrt()
+    t0 = torch.maximum(t_top, (-b - root) / a)
+    t_end = torch.minimum(best_t, (-b + root) / a)  # best_t is at most the ground's t
+    rows = torch.nonzero(down & (oz > 0) & (disc > 0) & (t0 < t_end)).squeeze(-1)
+    if rows.numel() == 0:
+        return
+    o, d, t_in, t_end = origins[rows], dirs[rows], t0[rows], t_end[rows]
+    p = o + d * t_in[:, None]
+    ix, iy = torch.floor(p[:, 0] / c).long(), torch.floor(p[:, 1] / c).long()
+    step_x, step_y = torch.where(d[:, 0] > 0, 1, -1), torch.where(d[:, 1] > 0, 1, -1)
+    while rows.numel():
+        # the blade of the current cell, solved near the cell (o + t_in d) for float32 precision
+        t = t_in + _blade_t(o + d * t_in[:, None], d, ix, iy, grass)
+        hit = (t < t_end) & (t >= t_in - 1e-5)
+        if bool(hit.any()):
+            r = rows[hit]
+            best_t[r] = t[hit]
+            kind[r] = GRASS_KIND
+            index[r] = (ix[hit] + _GRASS_CODE) * (2 * _GRASS_CODE) + iy[hit] + _GRASS_CODE
+        # the next cell: across whichever of its x and y edges the ray reaches first (Amanatides and Woo)
+        edge_x = ((ix + (step_x > 0).long()).float() * c - o[:, 0]) / d[:, 0]
+        edge_y = ((iy + (step_y > 0).long()).float() * c - o[:, 1]) / d[:, 1]
+        edge_x = torch.where(d[:, 0] == 0, inf, edge_x)
+        edge_y = torch.where(d[:, 1] == 0, inf, edge_y)
+        across_x = edge_x <= edge_y
+        t_next = torch.where(across_x, edge_x, edge_y)
+        keep = torch.nonzero(~hit & (t_next < t_end)).squeeze(-1)
+        across_x = across_x[keep]
+        rows, o, d, t_end, t_in = rows[keep], o[keep], d[keep], t_end[keep], t_next[keep]
+        ix = ix[keep] + torch.where(across_x, step_x[keep], 0)
+        iy = iy[keep] + torch.where(across_x, 0, step_y[keep])
+        step_x, step_y = step_x[keep], step_y[keep]
 
 
 def outdoor_colour(p: torch.Tensor, kind: torch.Tensor, index: torch.Tensor, scene: OutdoorScene,
                    dirs: torch.Tensor | None = None) -> torch.Tensor:
     """Each kind's texture is evaluated on its own rays only (fractal noise is most of the generator's time)."""
     col = torch.zeros_like(p)
-    for k, shade in enumerate((_far_colour, _ground_colour, _sphere_colour, _box_colour, _leaf_colour)):
+    for k, shade in enumerate((_far_colour, _ground_colour, _sphere_colour, _box_colour, _leaf_colour,
+                               _grass_colour)):
         rows = torch.nonzero(kind == k).squeeze(-1)
         if rows.numel():
             if k == LEAF_KIND:
@@ -399,6 +532,26 @@ def _leaf_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene, dirs
         half = half / half.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         col = col + 0.3 * (n * half).sum(-1).clamp_min(0).pow(24)[:, None] * (depth > 0.9).float()[:, None]
     return col
+
+
+def _grass_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
+    """Blades: a green per blade (about one in eight dry, straw-coloured), darker towards the root (the layer
+    shadows itself), lit by the blade's own side (diffuse only: the same colour from every view)."""
+    ix = torch.div(index, 2 * _GRASS_CODE, rounding_mode="floor") - _GRASS_CODE
+    iy = index % (2 * _GRASS_CODE) - _GRASS_CODE
+    root_x, root_y, lean_x, lean_y, h, r0, u_tone, u_dry = _blades(ix, iy, scene.grass)
+    qx, qy = p[:, 0] - root_x - lean_x * p[:, 2], p[:, 1] - root_y - lean_y * p[:, 2]
+    # the cone's normal, tilted up as a flat blade's face is (towards the sky, about 30 degrees)
+    n = torch.stack([qx, qy, (qx * qx + qy * qy).sqrt() * (r0 / h + 0.6)], -1)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    dark = torch.tensor([0.10, 0.26, 0.05], device=p.device)
+    light = torch.tensor([0.36, 0.58, 0.14], device=p.device)
+    straw = torch.tensor([0.55, 0.50, 0.26], device=p.device)
+    alb = dark + (light - dark) * u_tone[:, None]
+    alb = torch.where((u_dry < 0.12)[:, None], straw * (0.75 + 0.35 * u_tone[:, None]), alb)
+    up = (p[:, 2] / h).clamp(0, 1)
+    alb = alb * (0.3 + 0.7 * up.sqrt())[:, None]
+    return _shade(p, n, alb)
 
 
 def _far_colour(p: torch.Tensor, index: torch.Tensor, scene: OutdoorScene) -> torch.Tensor:
@@ -533,8 +686,9 @@ def trace_any(origins: torch.Tensor, dirs: torch.Tensor, prim) -> tuple[torch.Te
 
 
 def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
-                  seed: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """SfM-like points: surface hits of random rays from the training cameras, with a little noise.
+                  seed: int, device, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """SfM-like points: surface hits of random rays from the training cameras, with a little noise (``noise``
+    scene units, standard deviation; 0 gives the exact hits, for tests of surfaces thinner than the noise).
     Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it).
     Outdoor: hits on the far sphere are kept with probability FAR_POINT_KEEP (COLMAP's sparse background)."""
     g = torch.Generator(device="cpu").manual_seed(seed + 1)
@@ -559,7 +713,7 @@ def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, 
         xyz.append(p)
         rgb.append(col)
     xyz_t = torch.cat(xyz)[:n_points]
-    xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * 0.01  # SfM triangulation noise
+    xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * noise  # SfM triangulation noise
     return xyz_t.double().numpy(), (torch.cat(rgb)[:n_points] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -589,7 +743,7 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
                    n_points: int = 2000, seed: int = 0, device: str | torch.device = "cpu",
                    supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL, foliage: int = 0,
                    exposure: float = 0.0, pose_deg: float = 0.0, pose_shift: float = 0.0,
-                   close: float = 0.0) -> Path:
+                   close: float = 0.0, grass: float = 0.0) -> Path:
     """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json.
     ``exposure``, ``pose_deg`` and ``pose_shift`` add a real capture's imperfections (capture_imperfections):
     images are rendered from the true poses, then exposed; the model records the poses SfM would have found."""
@@ -601,6 +755,9 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
         raise ValueError(f"foliage={foliage}: a number of trees >= 0, with style outdoor only")
     if not 0.0 <= close < 1.0 or (close and style != "outdoor"):
         raise ValueError(f"close={close}: the fraction of views on the close pass, 0 <= close < 1, style outdoor only")
+    if not 0.0 <= grass <= GRASS_MAX_HEIGHT or (grass and style != "outdoor"):
+        raise ValueError(f"grass={grass}: the height of the grass layer in scene units, 0 <= grass <= "
+                         f"{GRASS_MAX_HEIGHT} (below the cameras; e.g. 0.08), style outdoor only")
     if min(exposure, pose_deg, pose_shift) < 0:
         raise ValueError("exposure, pose_deg and pose_shift are standard deviations: >= 0")
     from PIL import Image as PILImage
@@ -610,7 +767,7 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     images_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     if style == "outdoor":
-        prim = make_outdoor(seed, detail, foliage).to(device)
+        prim = make_outdoor(seed, detail, foliage, grass).to(device)
         poses = outdoor_camera_poses(n_images, seed, close)
     else:
         prim = make_primitives(seed).to(device)
@@ -647,7 +804,7 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
         {"generator": "splat_trainer.synthetic", "images": n_images, "width": width, "height": height,
          "points": int(len(xyz)), "seed": seed, "supersample": supersample, "style": style,
          **({"detail": detail} if style == "outdoor" else {}), **({"foliage": foliage} if foliage else {}),
-         **({"close": close} if close else {}),
+         **({"close": close} if close else {}), **({"grass": grass} if grass else {}),
          **({"exposure": exposure, "pose_deg": pose_deg, "pose_shift": pose_shift}
             if exposure or pose_deg or pose_shift else {})}, indent=1))
     return out
@@ -676,10 +833,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="SfM position error per recorded pose (scene units, standard deviation); 0: exact")
     ap.add_argument("--close", type=float, default=0.0,
                     help="outdoor: fraction of the views on a closer pass round the central cluster (0-1); 0: none")
+    ap.add_argument("--grass", type=float, default=0.0,
+                    help="outdoor: height of a layer of grass blades over the ground within 12 units of the centre "
+                         f"(scene units, e.g. 0.08; at most {GRASS_MAX_HEIGHT}); 0: none")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
     generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail,
-                   a.foliage, a.exposure, a.pose_deg, a.pose_shift, a.close)
+                   a.foliage, a.exposure, a.pose_deg, a.pose_shift, a.close, a.grass)
     print(f"wrote {a.images} views of {a.width}x{a.height} and {a.points} points to {a.out}")
     return 0
 
