@@ -77,28 +77,26 @@ T4_TOTAL_BYTES = 15_835_660_288
 GROWTH_CLAIM_GAUSSIANS, GROWTH_CLAIM_STEP = 2_000_000, 15_000
 
 
+SCENE_OPTIONS = ("foliage", "exposure", "pose_deg", "pose_shift", "close", "grass")
+
+
 def ensure_scene(directory: Path, images: int, width: int, height: int, points: int, seed: int, device: str,
                  style: str = "room", detail: int = 0, foliage: int = 0, capture: dict | None = None) -> Path:
     meta = directory / "scene.json"
     want = {"images": images, "width": width, "height": height, "points": points, "seed": seed}
     if style != "room":
         want.update(style=style, detail=detail)
-    if foliage:
-        want.update(foliage=foliage)
-    capture = {k: v for k, v in (capture or {}).items() if v}
-    want.update(capture)
+    # the generator's optional options, recorded in scene.json only when set: a cached scene is reused only
+    # when it has exactly the options asked for
+    options = {k: v for k, v in {"foliage": foliage, **(capture or {})}.items() if v}
     if meta.is_file():
         have = json.loads(meta.read_text())
         if all(have.get(k, "room" if k == "style" else None) == v for k, v in want.items()) and \
-                have.get("foliage", 0) == foliage and \
-                all(have.get(k, 0) == capture.get(k, 0)
-                    for k in ("exposure", "pose_deg", "pose_shift", "close", "grass")):
+                {k: have[k] for k in SCENE_OPTIONS if have.get(k)} == options:
             return directory
     t0 = time.perf_counter()
     extra = {"style": style, "detail": detail} if style != "room" else {}
-    if foliage:
-        extra["foliage"] = foliage
-    extra.update(capture)
+    extra.update(options)
     generate_scene(directory, images, width, height, points, seed, device=device, **extra)
     print(f"scene: generated {images} x {width}x{height} ({style}), {points} points in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
