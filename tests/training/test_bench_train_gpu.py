@@ -107,7 +107,7 @@ def test_a_captured_scene_is_generated_with_its_imperfections_and_reused_only_wi
     assert (scene / "sparse/0/images.bin").read_bytes() == first
     bench.ensure_scene(scene, 3, 12, 9, 30, 0, "cpu", "outdoor", 2, 0, {})  # clean request: regenerated
     assert "exposure" not in json.loads((scene / "scene.json").read_text())
-    assert bench.CAPTURE.keys() <= bench.PRESETS.keys()
+    assert bench.PRESET_OPTIONS.keys() <= bench.PRESETS.keys()
 
 
 def test_grass_reaches_the_scene_its_cache_folder_and_the_description(bench, tmp_path, monkeypatch):
@@ -136,3 +136,64 @@ def test_grass_outside_the_outdoor_style_or_its_range_is_refused(bench, argv, ca
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--backend", "torch", *argv])
     assert "a height above 0 and at most 0.3 (scene units, e.g. 0.08), for the outdoor style" in capsys.readouterr().err
+
+
+SMALL_RUN = ["--device", "cpu", "--backend", "torch", "--images", "6", "--width", "16", "--height", "12",
+             "--points", "150", "--steps", "40", "--eval-at", "20,40", "--log-every", "10"]
+
+
+def test_a_run_continued_across_commands_ends_where_one_uninterrupted_run_ends(bench, tmp_path):
+    scene = ["--scene-dir", str(tmp_path / "scene")]
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert bench.main([*SMALL_RUN, *scene, "--json", str(tmp_path / "whole.json")]) == 0
+    assert bench.main([*SMALL_RUN, *scene, *state, "--until-step", "20", "--json", str(tmp_path / "first.json")]) == 0
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert first["complete"] is False
+    assert {n: (r["status"], r["steps"]) for n, r in first["results"].items()} == {
+        "ours": ("interrupted", 20), "baseline": ("interrupted", 20)}
+    assert bench.main([*SMALL_RUN, *scene, *state, "--json", str(tmp_path / "second.json")]) == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())["results"]
+    second = json.loads((tmp_path / "second.json").read_text())
+    assert second["complete"] is True
+    for name in ("ours", "baseline"):
+        # parameters, Adam's moments, the schedule, the view order and the random streams all came back
+        assert second["results"][name]["psnr"] == whole[name]["psnr"]
+        assert second["results"][name]["steps"] == 40 and second["results"][name]["status"] == "completed"
+    # finished trainers keep their result, not the gigabytes of state a real scene's resume needs
+    assert not (tmp_path / "state" / "baseline" / "state.pt").exists()
+    assert not (tmp_path / "state" / "ours" / "ckpt").exists()
+    assert bench.main([*SMALL_RUN, *scene, *state, "--json", str(tmp_path / "third.json")]) == 0
+    assert json.loads((tmp_path / "third.json").read_text())["results"] == second["results"]
+
+
+def test_a_state_folder_of_another_schedule_is_refused_by_name(bench, tmp_path, capsys):
+    scene = ["--scene-dir", str(tmp_path / "scene")]
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert bench.main([*SMALL_RUN, *scene, *state, "--until-step", "20", "--which", "baseline"]) == 0
+    longer = [*SMALL_RUN[:-6], "--steps", "60", "--eval-at", "20,60", "--log-every", "10"]
+    with pytest.raises(SystemExit):
+        bench.main([*longer, *scene, *state, "--which", "baseline"])
+    err = capsys.readouterr().err
+    assert "holds a run with other settings" in err and '"steps": 40' in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--until-step", "20"], "--until-step needs --state-dir"),
+    (["--until-step", "15", "--state-dir", "x"], "a multiple of --log-every"),
+    (["--until-step", "40", "--state-dir", "x"], "a step before --steps 40")])
+def test_bad_continuation_arguments_are_named(bench, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.main([*SMALL_RUN, *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_a_time_limit_too_short_to_start_a_trainer_says_so_and_leaves_the_run_incomplete(bench, tmp_path, capsys,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(bench, "MIN_TRAINER_SECONDS", 10**9)  # whatever the machine's speed, no time is left
+    out = tmp_path / "r.json"
+    assert bench.main([*SMALL_RUN, "--scene-dir", str(tmp_path / "scene"), "--time-limit", "5",
+                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["complete"] is False
+    assert {r["status"] for r in result["results"].values()} == {"not_started"}
+    assert "not started" in capsys.readouterr().out
