@@ -1,12 +1,13 @@
 """What a job will take on ml.g4dn.xlarge (one T4): time and on-demand cost, from measured H200 speed.
 
-    T4 seconds per step = H200 seconds per step on the bench's outdoor scene (measured, ours, 30k schedule)
+    T4 seconds per step = H200 seconds per step on the bench's grass scene (measured, ours, 30k schedule)
                           x (megapixels per image / the bench scene's) x T4/H200 ratio
 
 The step time is taken to scale with the pixels rendered per step (one image per step), and not with the number
 of images (they change only the evaluation, every test_every-th image at each eval step). That is conservative
-for larger images: the bench scene at 1.56x the pixels took 1.31x the step time (101.8 -> 77.6 steps/s). The
-bench scene grows to 1.5-1.6 M Gaussians; real 1 MP captures reach 3-6 M and step slower.
+for larger images: the outdoor scene at 1.56x the pixels took 1.31x the step time (101.8 -> 77.6 steps/s). The
+bench scene is the one that grows like a real capture (3.67 M Gaussians; real 1 MP captures reach 3-6 M): the
+texture-only outdoor scene, at 1.5 M, ran 100.4 steps/s and would understate a real job by about 1.6x.
 
 The T4/H200 ratio is not measured (no T4 here). Its range is the two datasheet ratios that bound a 3DGS
 step, which is partly arithmetic (projection, rasterization, SSIM) and partly memory traffic (sorting,
@@ -19,9 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# bench/results/h200_outdoor_30k_t4cap.json: ours, 30k steps on the outdoor_1mp preset (1152x864, 320 views,
-# 1.4-1.5 M Gaussians), one process per GPU, capped at 15 GiB, on an H200 (2026-11-30).
-H200_STEPS_PER_S = 100.4
+# bench/results/h200_outdoor_grass_30k_t4cap_ours_two_commands.json: ours, 30k steps on the outdoor_grass_1mp
+# preset (1152x864, 320 views, 2 M Gaussians at step 6,500 and 3.67 M from 15k on), alone on the GPU, capped at
+# 15 GiB, on an H200 (2026-12-01).
+H200_STEPS_PER_S = 63.8
 BENCH_MEGAPIXELS = 1152 * 864 / 1e6
 T4_OVER_H200 = (8.3, 11.2, 15.0)  # low (FP32 ratio), central (geometric mean), high (bandwidth ratio)
 # SageMaker on-demand training price of ml.g4dn.xlarge, us-east-1 (aws.amazon.com/sagemaker/pricing); other
