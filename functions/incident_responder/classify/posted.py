@@ -1,0 +1,313 @@
+"""The log as its author saw it, whatever form it was posted or stored in.
+
+Rules are written for a tool's message as the tool prints it. Logs reach the classifier in other
+forms: coloured by a terminal, prefixed by a CI runner's timestamps, copied from a web page with
+HTML entities and curly quotes, stored as a JSON string or a Python repr with `\\n` escapes, or
+cut by a terminal at its width and continued on the next line. `view(text)` returns the text
+rules read:
+
+- Line for line (each line of the text is one line of the view, so line numbers stay): CRLF
+  becomes LF; ANSI/VT escape sequences go (and colour codes that lost their ESC in a copy, only
+  when the text also holds such a reset code `[0m`); a line's CI prefix goes (GitHub Actions' and
+  `docker logs --timestamps`' ISO time, CodeBuild's `[Container] <time>`, a CloudWatch console
+  column `<time><TAB>`), and GitHub's `##[error]`/`##[warning]` read as its web page shows them
+  (`Error: `, `Warning: `); HTML entities are decoded (never into a line break); non-breaking and
+  zero-width spaces and curly quotes read as their ASCII forms.
+- Extra lines, each inserted after the lines it comes from and carrying the number of its first
+  one (the original lines stay too, so nothing that matched before stops matching):
+  * a line holding escaped text (two or more of `\\n`, `\\"`; up to three nested levels), decoded
+    into the lines it stands for;
+  * a terminal-wrapped run: a line exactly as long as the text's wrap width, joined to the lines
+    that continue it. The width is inferred, never assumed: the longest line length (40 to 400
+    characters) that at least two lines reach and that more lines reach than exceed it (a
+    terminal cuts every longer line there). The engine keeps a rule's hit on a joined line only
+    when none of the lines it joins matches that rule alone: a joined line adds only matches
+    that cross the cut.
+
+Bounded work, whatever the input: the extra lines found by RE2 passes over the bytes (no Python
+loop over every line), at most `MAX_EXTRA_LINES` of them and `MAX_EXTRA_CHARS` characters in all;
+a line is decoded on its first `MAX_DECODE_CHARS` characters; a wrapped run joins at most
+`MAX_JOIN_LINES` lines and `MAX_LINE_CHARS` characters.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from bisect import bisect_right
+
+import incident_responder.matching as matching
+from incident_responder.matching import MAX_LINE_CHARS, replace
+
+MAX_EXTRA_LINES = 20_000
+MAX_EXTRA_CHARS = 1 << 20
+MAX_DECODE_CHARS = 64 * 1024
+MAX_DECODE_DEPTH = 3
+MAX_JOIN_LINES = 64
+MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 400
+
+# ANSI/VT escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks; ends at BEL or ST),
+# two-character ESC sequences. None spans a line break.
+_ANSI = matching.compile(r"\x1b(?:\[[0-?]{0,32}[ -/]{0,4}[@-~]|\][^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# SGR colour codes whose ESC was lost in a copy ("[31mERROR[0m").
+_BARE_SGR = matching.compile(r"\[\d{1,3}(?:;\d{1,3}){0,15}m")
+# A CI runner's prefix on a line, and GitHub's error/warning commands after it.
+_CI_PREFIX = matching.compile(
+    r"(?m)^(?:"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})[ \t]"  # GitHub Actions, docker --timestamps
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?\t"  # CloudWatch console column
+    r"|\[Container\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? "  # CodeBuild
+    r")?##\[(?:error|warning)\]"
+    r"|(?m)^(?:"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})[ \t]"
+    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?\t"
+    r"|\[Container\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? "
+    r")"
+)
+_ENTITY = matching.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_LOOKALIKES = {
+    "\u00a0": " ", "\u2007": " ", "\u2009": " ", "\u202f": " ", "\u3000": " ",
+    "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+}
+_LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
+
+# A line that holds an escaped line break or quote (found over bytes: one match per such line).
+_ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"][^\n]*')
+_UNICODE_ESCAPE = matching.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\(?:033|e)\[")
+# A line long enough to have been cut by a terminal.
+_LONG_LINE = matching.compile(rb"[^\n]{%d,}" % MIN_WRAP_WIDTH)
+
+
+class View:
+    """What rules read (`text`), and the way back to the lines of the text it was made from.
+
+    The view holds every line of the text, in order, with extra lines (decoded or joined) inserted
+    after the lines they come from; `line(v)` is the original line of view line v (an extra
+    line: the first line it comes from), `covers(v)` all the original lines it stands for."""
+
+    def __init__(self, text: str, blocks: list[tuple[int, list[tuple[int, int]]]] | None = None,
+                 changed: bool = False) -> None:
+        self.text = text
+        self.changed = changed or bool(blocks)  # whether a line of the view differs from the text's
+        self._starts: list[int] = []  # view line of each block's first extra line
+        self._blocks: list[list[tuple[int, int]]] = []  # (first, last) original line of each extra line
+        self._before: list[int] = []  # extra lines before each block
+        added = 0
+        for after, lines in blocks or ():
+            self._starts.append(after + added + 1)
+            self._blocks.append(lines)
+            self._before.append(added)
+            added += len(lines)
+
+    @property
+    def identity(self) -> bool:
+        return not self._starts
+
+    def _find(self, view_line: int) -> tuple[int, int]:
+        index = bisect_right(self._starts, view_line) - 1
+        return index, (view_line - self._starts[index] if index >= 0 else -1)
+
+    def line(self, view_line: int) -> int:
+        if not self._starts:
+            return view_line
+        index, offset = self._find(view_line)
+        if index < 0:
+            return view_line
+        block = self._blocks[index]
+        if offset < len(block):
+            return block[offset][0]
+        return view_line - self._before[index] - len(block)
+
+    def is_extra(self, view_line: int) -> bool:
+        if not self._starts:
+            return False
+        index, offset = self._find(view_line)
+        return index >= 0 and offset < len(self._blocks[index])
+
+    def covers(self, view_line: int) -> range:
+        """The original lines a view line stands for."""
+        if self.is_extra(view_line):
+            index, offset = self._find(view_line)
+            first, last = self._blocks[index][offset]
+            return range(first, last + 1)
+        line = self.line(view_line)
+        return range(line, line + 1)
+
+
+def _ansi_free(text: str) -> str:
+    if "\x1b" in text:
+        text = replace(_ANSI, "", text)
+    if "[0m" in text:
+        text = replace(_BARE_SGR, "", text)
+    return text
+
+
+def shown_line(line: str) -> str:
+    """One line of the text as a terminal shows it: without colour codes or a CR at its end."""
+    return _ansi_free(line.rstrip("\r"))
+
+
+def _ci_prefix(match_text: str) -> str:
+    if match_text.endswith("##[error]"):
+        return "Error: "
+    if match_text.endswith("##[warning]"):
+        return "Warning: "
+    return ""
+
+
+def _entity(token: str) -> str:
+    char = html.unescape(token)
+    return token if char == token or any(ord(c) < 32 for c in char) else char
+
+
+def clean(text: str) -> str:
+    """The text line for line, as it was shown (see the module's doc)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    text = _ansi_free(text)
+    if "##[" in text or "[Container] " in text or ":" in text:
+        text = replace(_CI_PREFIX, _ci_prefix, text)
+    if "&" in text and ";" in text:
+        text = replace(_ENTITY, _entity, text)
+    if not text.isascii() and any(char in text for char in _LOOKALIKES):
+        text = text.translate(_LOOKALIKE_TABLE)
+    return text
+
+
+def _escape_count(line: str) -> int:
+    return line.count("\\n") + line.count('\\"')
+
+
+def _unicode_escape(token: str) -> str:
+    if token.endswith("["):
+        return "\x1b["
+    char = chr(int(token[2:], 16))
+    return char if char == "\x1b" or ord(char) >= 32 else token
+
+
+def decode(line: str) -> str:
+    """One level of JSON/Python string escapes undone (`\\n`, `\\t`, `\\"`, `\\'`, `\\/`, `\\\\`,
+    `\\uXXXX`, `\\xXX`). A lone `\\r` stays as written: it is what the CRLF rules read."""
+    parts = line.split("\\\\")
+    for index, part in enumerate(parts):
+        if "\\" not in part:
+            continue
+        part = (part.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")
+                .replace('\\"', '"').replace("\\'", "'").replace("\\/", "/"))
+        if "\\u" in part or "\\x" in part or "\\e" in part or "\\0" in part:
+            part = replace(_UNICODE_ESCAPE, _unicode_escape, part)
+        parts[index] = part
+    return "\\".join(parts)
+
+
+def _decoded(line: str) -> list[str]:
+    text = line[:MAX_DECODE_CHARS]
+    for _ in range(MAX_DECODE_DEPTH):
+        if _escape_count(text) < 2:
+            break
+        text = decode(text)
+    return clean(text).split("\n")
+
+
+def _wrap_width(lengths: Counter) -> int | None:
+    longer = 0
+    for width in sorted(lengths, reverse=True):
+        count = lengths[width]
+        if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and count >= 2 and count > longer:
+            return width
+        longer += count
+        if longer > 1_000:
+            return None
+    return None
+
+
+def view(text: str) -> View:
+    """The text rules read, with the map back to the lines of `text`."""
+    shown = clean(text)
+    data = shown.encode("utf-8", "surrogatepass")
+    ascii_only = len(data) == len(shown)
+    # 0-based line after which the extra lines go -> [(text, first line, last line)] (1-based)
+    # and the byte offset where that line ends
+    extra: dict[int, tuple[int, list[tuple[str, int, int]]]] = {}
+    budget = [MAX_EXTRA_LINES, MAX_EXTRA_CHARS]
+
+    def add(after: int, end: int, lines: list[str], first: int, last: int) -> bool:
+        size = sum(len(line) for line in lines)
+        if len(lines) > budget[0] or size > budget[1]:
+            return False
+        budget[0] -= len(lines)
+        budget[1] -= size
+        extra.setdefault(after, (end, []))[1].extend((line, first, last) for line in lines)
+        return True
+
+    if "\\" in shown:
+        line_no, last = 0, 0
+        for match in _ESCAPED_LINE.finditer(data):
+            start = match.start()
+            line_no += data.count(b"\n", last, start)
+            last = start
+            line = match.group(0).decode("utf-8", "replace")
+            if _escape_count(line) >= 2 and not add(line_no, match.end(), _decoded(line), line_no + 1, line_no + 1):
+                break
+
+    for first, last, start, end in _wrapped_runs(data, ascii_only):
+        joined = data[start:min(end, start + 4 * MAX_LINE_CHARS)].replace(b"\n", b"")
+        joined = joined.decode("utf-8", "replace")[:MAX_LINE_CHARS]
+        if not add(last, end, [joined], first + 1, last + 1):
+            break
+
+    changed = shown != text
+    if not extra:
+        return View(shown, changed=changed)
+    pieces: list[bytes] = []
+    blocks: list[tuple[int, list[tuple[int, int]]]] = []
+    position = 0
+    for after in sorted(extra):
+        end, lines = extra[after]
+        pieces.append(data[position:end])
+        pieces.append(b"\n" + "\n".join(text for text, _, _ in lines).encode("utf-8", "surrogatepass"))
+        blocks.append((after + 1, [(first, last) for _, first, last in lines]))
+        position = end
+    pieces.append(data[position:])
+    return View(b"".join(pieces).decode("utf-8", "surrogatepass"), blocks, changed)
+
+
+def _wrapped_runs(data: bytes, ascii_only: bool) -> list[tuple[int, int, int, int]]:
+    """Runs of lines cut at the text's wrap width: (first line, continuation line (0-based),
+    start byte, end byte of the continuation)."""
+    long_lines: list[tuple[int, int, int, int]] = []  # (0-based line, start, end, width)
+    line_no, last = 0, 0
+    for match in _LONG_LINE.finditer(data):
+        start, end = match.span()
+        line_no += data.count(b"\n", last, start)
+        last = start
+        width = end - start if ascii_only else len(data[start:end].decode("utf-8", "replace"))
+        long_lines.append((line_no, start, end, width))
+        if len(long_lines) > 4 * MAX_EXTRA_LINES:
+            break
+    if len(long_lines) < 2:
+        return []
+    wrap = _wrap_width(Counter(width for *_, width in long_lines))
+    if wrap is None:
+        return []
+    runs = []
+    at_wrap = [(line, start, end) for line, start, end, width in long_lines if width == wrap]
+    index = 0
+    while index < len(at_wrap):
+        first, start, end = at_wrap[index]
+        last = first
+        index += 1
+        while (index < len(at_wrap) and at_wrap[index][0] == last + 1 and last - first + 1 < MAX_JOIN_LINES
+               and (last - first + 2) * wrap < MAX_LINE_CHARS):
+            last, _, end = at_wrap[index]
+            index += 1
+        if end >= len(data):  # the text ends with the cut line: nothing continues it
+            continue
+        stop = data.find(b"\n", end + 1)
+        stop = len(data) if stop == -1 else stop
+        if stop == end + 1 or data[end + 1:end + 2] in (b" ", b"\t"):
+            continue  # an empty or indented next line starts something new
+        runs.append((first, last + 1, start, stop))
+    return runs
