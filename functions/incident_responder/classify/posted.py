@@ -49,21 +49,16 @@ MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 400
 # ANSI/VT escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks; ends at BEL or ST),
 # two-character ESC sequences. None spans a line break.
 _ANSI = matching.compile(r"\x1b(?:\[[0-?]{0,32}[ -/]{0,4}[@-~]|\][^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
-# SGR colour codes whose ESC was lost in a copy ("[31mERROR[0m").
-_BARE_SGR = matching.compile(r"\[\d{1,3}(?:;\d{1,3}){0,15}m")
-# A CI runner's prefix on a line, and GitHub's error/warning commands after it.
+# A CI runner's prefix on a line (GitHub Actions and `docker logs --timestamps`: ISO time; CodeBuild),
+# and GitHub's error/warning commands after it.
 _CI_PREFIX = matching.compile(
-    r"(?m)^(?:"
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})[ \t]"  # GitHub Actions, docker --timestamps
-    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?\t"  # CloudWatch console column
-    r"|\[Container\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? "  # CodeBuild
-    r")?##\[(?:error|warning)\]"
-    r"|(?m)^(?:"
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})[ \t]"
-    r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?\t"
-    r"|\[Container\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? "
-    r")"
+    r"(?m)^(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})[ \t]"
+    r"|\[Container\] \d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? )(?:##\[(?:error|warning)\])?"
+    r"|(?m)^##\[(?:error|warning)\]"
 )
+# A time column copied from a console table (CloudWatch): the time, then a TAB.
+_CONSOLE_PREFIX = matching.compile(r"(?m)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?\t")
+_CI_HINT = matching.compile(r"(?m)^(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}|\[Container\] |##\[)")
 _ENTITY = matching.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _LOOKALIKES = {
     "\u00a0": " ", "\u2007": " ", "\u2009": " ", "\u202f": " ", "\u3000": " ",
@@ -76,8 +71,9 @@ _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 # A line that holds an escaped line break or quote (found over bytes: one match per such line).
 _ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"][^\n]*')
 _UNICODE_ESCAPE = matching.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\(?:033|e)\[")
-# A line long enough to have been cut by a terminal.
-_LONG_LINE = matching.compile(rb"[^\n]{%d,}" % MIN_WRAP_WIDTH)
+#: Wrap widths are looked for only in texts whose lines average this many characters or more
+#: (a terminal's output; not a million empty lines).
+MIN_MEAN_LINE_CHARS = 16
 
 
 class View:
@@ -136,11 +132,28 @@ class View:
         return range(line, line + 1)
 
 
+def _without_sgr(text: str, opener: str, least: int) -> str:
+    """`text` without SGR colour codes (`<opener>1;31m`), by splitting: a coloured log holds one
+    or two per line, and a call per code would cost more than the rest of the view."""
+    pieces = text.split(opener)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        rest = piece.lstrip("0123456789;")
+        if rest[:1] == "m" and least <= len(piece) - len(rest) <= 48:
+            out.append(rest[1:])
+        else:
+            out.append(opener)
+            out.append(piece)
+    return "".join(out)
+
+
 def _ansi_free(text: str) -> str:
     if "\x1b" in text:
-        text = replace(_ANSI, "", text)
+        text = _without_sgr(text, "\x1b[", 0)
+        if "\x1b" in text:  # cursor moves, titles, hyperlinks: rarer
+            text = replace(_ANSI, "", text)
     if "[0m" in text:
-        text = replace(_BARE_SGR, "", text)
+        text = _without_sgr(text, "[", 1)
     return text
 
 
@@ -157,9 +170,46 @@ def _ci_prefix(match_text: str) -> str:
     return ""
 
 
+_NAMED_ENTITIES = (("&quot;", '"'), ("&#34;", '"'), ("&#39;", "'"), ("&#x27;", "'"), ("&apos;", "'"),
+                   ("&lt;", "<"), ("&gt;", ">"), ("&nbsp;", " "), ("&#x2F;", "/"), ("&#47;", "/"))
+MAX_NUMERIC_ENTITIES = 10_000
+
+
+_RUNNER_TIME = matching.compile(r"(?m)^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z ")
+
+
+def _without_runner_times(text: str) -> str:
+    """GitHub Actions' time on every line, cut by its fixed width (the runner writes one width
+    throughout; a call per line would cost more than the rest of the view). Lines of another form
+    are left to _CI_PREFIX."""
+    first = _RUNNER_TIME.search(text)
+    if first is None:
+        return text
+    width = len(first.group(0))
+    lines = text.split("\n")
+    if len(lines) < 8:
+        return text
+    cut = [line[width:] if line[width - 2:width] == "Z " and line[10:11] == "T" and line[:4].isdigit()
+           and line[width - 1:width + 9] != " ##[error]" and line[width - 1:width + 11] != " ##[warning]" else line
+           for line in lines]
+    return "\n".join(cut)
+
+
 def _entity(token: str) -> str:
     char = html.unescape(token)
     return token if char == token or any(ord(c) < 32 for c in char) else char
+
+
+def _entities(text: str) -> str:
+    """HTML entities decoded once (`&amp;quot;` reads `&quot;`): the common ones by plain
+    replacement, other numeric ones only while there are few of them (each costs a call)."""
+    for entity, char in _NAMED_ENTITIES:
+        if entity in text:
+            text = text.replace(entity, char)
+    if "&#" in text and text.count("&#") <= MAX_NUMERIC_ENTITIES:
+        text = replace(_ENTITY, _entity, text.replace("&amp;", "&#38;"))
+        return text.replace("&#38;", "&")
+    return text.replace("&amp;", "&")
 
 
 def clean(text: str) -> str:
@@ -167,10 +217,13 @@ def clean(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     text = _ansi_free(text)
-    if "##[" in text or "[Container] " in text or ":" in text:
-        text = replace(_CI_PREFIX, _ci_prefix, text)
+    hint = _CI_HINT.search(text)
+    if hint is not None:
+        text = replace(_CI_PREFIX, _ci_prefix, _without_runner_times(text))
+    if "\t" in text:
+        text = replace(_CONSOLE_PREFIX, "", text)
     if "&" in text and ";" in text:
-        text = replace(_ENTITY, _entity, text)
+        text = _entities(text)
     if not text.isascii() and any(char in text for char in _LOOKALIKES):
         text = text.translate(_LOOKALIKE_TABLE)
     return text
@@ -226,88 +279,80 @@ def _wrap_width(lengths: Counter) -> int | None:
 def view(text: str) -> View:
     """The text rules read, with the map back to the lines of `text`."""
     shown = clean(text)
-    data = shown.encode("utf-8", "surrogatepass")
-    ascii_only = len(data) == len(shown)
-    # 0-based line after which the extra lines go -> [(text, first line, last line)] (1-based)
-    # and the byte offset where that line ends
-    extra: dict[int, tuple[int, list[tuple[str, int, int]]]] = {}
+    changed = shown != text
+    # 0-based line after which extra lines go -> [(text, first line, last line)] (1-based)
+    extra: dict[int, list[tuple[str, int, int]]] = {}
     budget = [MAX_EXTRA_LINES, MAX_EXTRA_CHARS]
 
-    def add(after: int, end: int, lines: list[str], first: int, last: int) -> bool:
+    def add(after: int, lines: list[str], first: int, last: int) -> bool:
         size = sum(len(line) for line in lines)
         if len(lines) > budget[0] or size > budget[1]:
             return False
         budget[0] -= len(lines)
         budget[1] -= size
-        extra.setdefault(after, (end, []))[1].extend((line, first, last) for line in lines)
+        extra.setdefault(after, []).extend((line, first, last) for line in lines)
         return True
 
     if "\\" in shown:
+        data = shown.encode("utf-8", "surrogatepass")
         line_no, last = 0, 0
         for match in _ESCAPED_LINE.finditer(data):
             start = match.start()
             line_no += data.count(b"\n", last, start)
             last = start
             line = match.group(0).decode("utf-8", "replace")
-            if _escape_count(line) >= 2 and not add(line_no, match.end(), _decoded(line), line_no + 1, line_no + 1):
+            if _escape_count(line) >= 2 and not add(line_no, _decoded(line), line_no + 1, line_no + 1):
                 break
 
-    for first, last, start, end in _wrapped_runs(data, ascii_only):
-        joined = data[start:min(end, start + 4 * MAX_LINE_CHARS)].replace(b"\n", b"")
-        joined = joined.decode("utf-8", "replace")[:MAX_LINE_CHARS]
-        if not add(last, end, [joined], first + 1, last + 1):
-            break
+    lines: list[str] | None = None
+    newlines = shown.count("\n")
+    if newlines and len(shown) >= MIN_MEAN_LINE_CHARS * (newlines + 1):
+        lines = shown.split("\n")
+        for first, cont in _wrapped_runs(lines):
+            joined = "".join(lines[first:cont + 1])[:MAX_LINE_CHARS]
+            if not add(cont, [joined], first + 1, cont + 1):
+                break
 
-    changed = shown != text
     if not extra:
         return View(shown, changed=changed)
-    pieces: list[bytes] = []
+    if lines is None:
+        lines = shown.split("\n")
+    pieces: list[str] = []
     blocks: list[tuple[int, list[tuple[int, int]]]] = []
     position = 0
     for after in sorted(extra):
-        end, lines = extra[after]
-        pieces.append(data[position:end])
-        pieces.append(b"\n" + "\n".join(text for text, _, _ in lines).encode("utf-8", "surrogatepass"))
-        blocks.append((after + 1, [(first, last) for _, first, last in lines]))
-        position = end
-    pieces.append(data[position:])
-    return View(b"".join(pieces).decode("utf-8", "surrogatepass"), blocks, changed)
+        added = extra[after]
+        pieces.append("\n".join(lines[position:after + 1]))
+        pieces.append("\n".join(text for text, _, _ in added))
+        blocks.append((after + 1, [(first, last) for _, first, last in added]))
+        position = after + 1
+    if position < len(lines):
+        pieces.append("\n".join(lines[position:]))
+    return View("\n".join(pieces), blocks, changed)
 
 
-def _wrapped_runs(data: bytes, ascii_only: bool) -> list[tuple[int, int, int, int]]:
-    """Runs of lines cut at the text's wrap width: (first line, continuation line (0-based),
-    start byte, end byte of the continuation)."""
-    long_lines: list[tuple[int, int, int, int]] = []  # (0-based line, start, end, width)
-    line_no, last = 0, 0
-    for match in _LONG_LINE.finditer(data):
-        start, end = match.span()
-        line_no += data.count(b"\n", last, start)
-        last = start
-        width = end - start if ascii_only else len(data[start:end].decode("utf-8", "replace"))
-        long_lines.append((line_no, start, end, width))
-        if len(long_lines) > 4 * MAX_EXTRA_LINES:
-            break
-    if len(long_lines) < 2:
-        return []
-    wrap = _wrap_width(Counter(width for *_, width in long_lines))
+def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
+    """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
+    run), 0-based."""
+    lengths = list(map(len, lines))
+    counts = Counter(lengths)
+    wrap = _wrap_width(counts)
     if wrap is None:
         return []
+    at_wrap = [index for index, length in enumerate(lengths) if length == wrap]
     runs = []
-    at_wrap = [(line, start, end) for line, start, end, width in long_lines if width == wrap]
-    index = 0
-    while index < len(at_wrap):
-        first, start, end = at_wrap[index]
-        last = first
-        index += 1
-        while (index < len(at_wrap) and at_wrap[index][0] == last + 1 and last - first + 1 < MAX_JOIN_LINES
+    position = 0
+    while position < len(at_wrap):
+        first = last = at_wrap[position]
+        position += 1
+        while (position < len(at_wrap) and at_wrap[position] == last + 1 and last - first + 1 < MAX_JOIN_LINES
                and (last - first + 2) * wrap < MAX_LINE_CHARS):
-            last, _, end = at_wrap[index]
-            index += 1
-        if end >= len(data):  # the text ends with the cut line: nothing continues it
+            last = at_wrap[position]
+            position += 1
+        cont = last + 1
+        if cont >= len(lines):  # the text ends with the cut line: nothing continues it
             continue
-        stop = data.find(b"\n", end + 1)
-        stop = len(data) if stop == -1 else stop
-        if stop == end + 1 or data[end + 1:end + 2] in (b" ", b"\t"):
+        if not lines[cont] or lines[cont][:1] in (" ", "\t"):
             continue  # an empty or indented next line starts something new
-        runs.append((first, last + 1, start, stop))
+        runs.append((first, cont))
     return runs
