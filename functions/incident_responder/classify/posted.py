@@ -186,9 +186,9 @@ def _without_runner_times(text: str) -> str:
     if first is None:
         return text
     width = len(first.group(0))
+    if text.count("Z ") * 2 < text.count("\n") or text.count("\n") < 8:
+        return text  # on few lines: _CI_PREFIX's calls cost less than splitting every line
     lines = text.split("\n")
-    if len(lines) < 8:
-        return text
     cut = [line[width:] if line[width - 2:width] == "Z " and line[10:11] == "T" and line[:4].isdigit()
            and line[width - 1:width + 9] != " ##[error]" and line[width - 1:width + 11] != " ##[warning]" else line
            for line in lines]
