@@ -15,17 +15,22 @@ rules read:
   zero-width spaces and curly quotes read as their ASCII forms.
 - Extra lines, each inserted after the lines it comes from and carrying the number of its first
   one (the original lines stay too, so nothing that matched before stops matching):
-  * a line holding escaped text (two or more of `\\n`, `\\"`; up to three nested levels), decoded
-    into the lines it stands for;
+  * a line holding escaped text (two or more of `\\n`, `\\"`, `\\'`; up to three nested levels),
+    decoded into the lines it stands for;
   * a terminal-wrapped run: a line exactly as long as the text's wrap width, joined to the lines
     that continue it. The width is inferred, never assumed: the longest line length (40 to 400
     characters) that at least two lines reach and that more lines reach than exceed it (a
-    terminal cuts every longer line there). The engine keeps a rule's hit on a joined line only
+    terminal cuts every longer line there), not to an empty, indented (two spaces, a TAB) or
+    Markdown fence line; joined as cut and with a space at each cut (a cut at a word boundary loses
+    its space when copied). The engine keeps a rule's hit on a joined line only
     when none of the lines it joins matches that rule alone: a joined line adds only matches
     that cross the cut.
 
-Bounded work, whatever the input: the extra lines found by RE2 passes over the bytes (no Python
-loop over every line), at most `MAX_EXTRA_LINES` of them and `MAX_EXTRA_CHARS` characters in all;
+Bounded work, whatever the input: escaped lines are found by one RE2 pass over the bytes, the wrap
+width by one split of the text into lines and a count of their lengths (skipped when the lines
+average fewer than `MIN_MEAN_LINE_CHARS` characters: a million empty lines); colour codes, runner
+times and common entities go by splitting and plain replacement, not a call per match; at most
+`MAX_EXTRA_LINES` extra lines and `MAX_EXTRA_CHARS` characters in all;
 a line is decoded on its first `MAX_DECODE_CHARS` characters; a wrapped run joins at most
 `MAX_JOIN_LINES` lines and `MAX_LINE_CHARS` characters.
 """
@@ -69,7 +74,7 @@ _LOOKALIKES = {
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 
 # A line that holds an escaped line break or quote (found over bytes: one match per such line).
-_ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"][^\n]*')
+_ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"\'][^\n]*')
 _UNICODE_ESCAPE = matching.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\(?:033|e)\[")
 #: Wrap widths are looked for only in texts whose lines average this many characters or more
 #: (a terminal's output; not a million empty lines).
@@ -230,7 +235,7 @@ def clean(text: str) -> str:
 
 
 def _escape_count(line: str) -> int:
-    return line.count("\\n") + line.count('\\"')
+    return line.count("\\n") + line.count('\\"') + line.count("\\'")
 
 
 def _unicode_escape(token: str) -> str:
@@ -309,8 +314,10 @@ def view(text: str) -> View:
     if newlines and len(shown) >= MIN_MEAN_LINE_CHARS * (newlines + 1):
         lines = shown.split("\n")
         for first, cont in _wrapped_runs(lines):
-            joined = "".join(lines[first:cont + 1])[:MAX_LINE_CHARS]
-            if not add(cont, [joined], first + 1, cont + 1):
+            # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
+            # space (a copy trims it): both joins are read.
+            joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
+            if not add(cont, joined, first + 1, cont + 1):
                 break
 
     if not extra:
@@ -352,7 +359,8 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
         cont = last + 1
         if cont >= len(lines):  # the text ends with the cut line: nothing continues it
             continue
-        if not lines[cont] or lines[cont][:1] in (" ", "\t"):
-            continue  # an empty or indented next line starts something new
+        following = lines[cont]
+        if not following or following[:1] == "\t" or following[:2] == "  " or following.startswith("```"):
+            continue  # an empty, indented or fence line starts something new (one space: a cut before it)
         runs.append((first, cont))
     return runs
