@@ -48,6 +48,7 @@ MAX_EXTRA_LINES = 20_000
 MAX_EXTRA_CHARS = 1 << 20
 MAX_DECODE_CHARS = 64 * 1024
 MAX_DECODE_DEPTH = 3
+MAX_OTHER_ESCAPES = 10_000
 MAX_JOIN_LINES = 64
 MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 400
 
@@ -155,7 +156,9 @@ def _without_sgr(text: str, opener: str, least: int) -> str:
 def _ansi_free(text: str) -> str:
     if "\x1b" in text:
         text = _without_sgr(text, "\x1b[", 0)
-        if "\x1b" in text:  # cursor moves, titles, hyperlinks: rarer
+        # cursor moves, titles, hyperlinks: rarer, and removed by a call each, so only while few
+        # (a text denser in them is a terminal animation or binary, not a log to read)
+        if "\x1b" in text and text.count("\x1b") <= MAX_OTHER_ESCAPES:
             text = replace(_ANSI, "", text)
     if "[0m" in text:
         text = _without_sgr(text, "[", 1)
