@@ -20,7 +20,9 @@ rules read:
   * a terminal-wrapped run: a line exactly as long as the text's wrap width, joined to the lines
     that continue it. The width is inferred, never assumed: the longest line length (40 to 400
     characters) that at least two lines reach and that more lines reach than exceed it (a
-    terminal cuts every longer line there), not to an empty, indented (two spaces, a TAB) or
+    terminal cuts every longer line there); a line at a common terminal width (80, 100, 120, 132
+    columns, or one less) whose cut falls inside a word ("con" / "tainer") is joined even without
+    that evidence. Never joined to an empty, indented (two spaces, a TAB) or
     Markdown fence line; joined as cut and with a space at each cut (a cut at a word boundary loses
     its space when copied). The engine keeps a rule's hit on a joined line only
     when none of the lines it joins matches that rule alone: a joined line adds only matches
@@ -51,6 +53,9 @@ MAX_DECODE_DEPTH = 3
 MAX_OTHER_ESCAPES = 10_000
 MAX_JOIN_LINES = 64
 MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 400
+#: Terminal widths a copied line is cut at (and one less: a terminal that leaves its last column
+#: empty); a line this long that ends inside a word is joined even where no wrap width is inferred.
+TERMINAL_WIDTHS = frozenset({79, 80, 99, 100, 119, 120, 131, 132})
 
 # ANSI/VT escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks; ends at BEL or ST),
 # two-character ESC sequences. None spans a line break.
@@ -345,24 +350,25 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
     run), 0-based."""
     lengths = list(map(len, lines))
-    counts = Counter(lengths)
-    wrap = _wrap_width(counts)
-    if wrap is None:
-        return []
-    at_wrap = [index for index, length in enumerate(lengths) if length == wrap]
+    wrap = _wrap_width(Counter(lengths))
+    widths = TERMINAL_WIDTHS if wrap is None else TERMINAL_WIDTHS | {wrap}
+    at_wrap = [index for index, length in enumerate(lengths) if length in widths]
     runs = []
     position = 0
     while position < len(at_wrap):
         first = last = at_wrap[position]
         position += 1
         while (position < len(at_wrap) and at_wrap[position] == last + 1 and last - first + 1 < MAX_JOIN_LINES
-               and (last - first + 2) * wrap < MAX_LINE_CHARS):
+               and (last - first + 2) * MAX_WRAP_WIDTH < MAX_LINE_CHARS):
             last = at_wrap[position]
             position += 1
         cont = last + 1
         if cont >= len(lines):  # the text ends with the cut line: nothing continues it
             continue
         following = lines[cont]
+        if wrap is None or lengths[first] != wrap:  # a standard width alone: only a cut inside a word
+            if lines[cont - 1][-1:].isspace() or not following[:1].isalnum():
+                continue
         if not following or following[:1] == "\t" or following[:2] == "  " or following.startswith("```"):
             continue  # an empty, indented or fence line starts something new (one space: a cut before it)
         runs.append((first, cont))
