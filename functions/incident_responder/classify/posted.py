@@ -24,7 +24,10 @@ rules read:
     columns, or one less) whose cut falls inside a word ("con" / "tainer") is joined even without
     that evidence. Never joined to an empty, indented (two spaces, a TAB) or
     Markdown fence line; joined as cut and with a space at each cut (a cut at a word boundary loses
-    its space when copied). The engine keeps a rule's hit on a joined line only
+    its space when copied);
+  * a quotation cut at a word boundary: two lines of at most 400 characters, each holding an odd
+    number of one kind of quote (the first opens a quotation the second closes), joined with a
+    space (at most 200 such joins). The engine keeps a rule's hit on a joined line only
     when none of the lines it joins matches that rule alone: a joined line adds only matches
     that cross the cut.
 
@@ -82,6 +85,15 @@ _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 # A line that holds an escaped line break or quote (found over bytes: one match per such line).
 _ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"\'][^\n]*')
 _UNICODE_ESCAPE = matching.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\(?:033|e)\[")
+# Two lines, each with an odd number of one kind of quote: a quotation cut at a word boundary
+# ("... 'Unrecognized" / "named-value: secrets' ..."), as a reply or a narrow editor wraps prose.
+_QUOTE_CUTS = tuple(
+    matching.compile(rb"(?m)^[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*\n[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*$".replace(b"Q", quote))
+    for quote in (b"'", b'"')
+)
+MAX_QUOTE_CUT_CHARS = 400
+MAX_QUOTE_JOINS = 200
+
 #: Wrap widths are looked for only in texts whose lines average this many characters or more
 #: (a terminal's output; not a million empty lines).
 MIN_MEAN_LINE_CHARS = 16
@@ -327,6 +339,23 @@ def view(text: str) -> View:
             joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
             if not add(cont, joined, first + 1, cont + 1):
                 break
+
+    if "'" in shown or '"' in shown:
+        data = shown.encode("utf-8", "surrogatepass")
+        for pattern in _QUOTE_CUTS:
+            line_no, last, joins = 0, 0, 0
+            for match in pattern.finditer(data):
+                start, end = match.span()
+                line_no += data.count(b"\n", last, start)
+                last = start
+                if end - start > 2 * MAX_QUOTE_CUT_CHARS:
+                    continue
+                first, second = match.group(0).decode("utf-8", "replace").split("\n")
+                if not first.strip() or not second[:1].strip() or second.startswith("```"):
+                    continue
+                joins += 1
+                if joins > MAX_QUOTE_JOINS or not add(line_no + 1, [f"{first} {second}"], line_no + 1, line_no + 2):
+                    break
 
     if not extra:
         return View(shown, changed=changed)
