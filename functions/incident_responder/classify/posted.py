@@ -88,10 +88,12 @@ _UNICODE_ESCAPE = matching.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\(?:03
 # Two lines, each with an odd number of one kind of quote: a quotation cut at a word boundary
 # ("... 'Unrecognized" / "named-value: secrets' ..."), as a reply or a narrow editor wraps prose.
 _QUOTE_CUTS = tuple(
-    matching.compile(rb"(?m)^[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*\n[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*$".replace(b"Q", quote))
-    for quote in (b"'", b'"')
+    (quote, matching.compile(
+        rb"(?m)^[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*\n[^Q\n]*(?:Q[^Q\n]*Q[^Q\n]*)*Q[^Q\n]*$".replace(b"Q", quote.encode())))
+    for quote in ("'", '"')
 )
 MAX_QUOTE_CUT_CHARS = 400
+_RECORD_START = matching.compile(r"\d{2,4}[-/:.]\d{2}[-/:.]\d{2}")
 MAX_QUOTE_JOINS = 200
 
 #: Wrap widths are looked for only in texts whose lines average this many characters or more
@@ -211,7 +213,8 @@ def _without_runner_times(text: str) -> str:
     if first is None:
         return text
     width = len(first.group(0))
-    if text.count("Z ") * 2 < text.count("\n") or text.count("\n") < 8:
+    sample = text[:1 << 16]
+    if sample.count("Z ") * 2 < sample.count("\n") or sample.count("\n") < 8:
         return text  # on few lines: _CI_PREFIX's calls cost less than splitting every line
     lines = text.split("\n")
     cut = [line[width:] if line[width - 2:width] == "Z " and line[10:11] == "T" and line[:4].isdigit()
@@ -342,7 +345,9 @@ def view(text: str) -> View:
 
     if "'" in shown or '"' in shown:
         data = shown.encode("utf-8", "surrogatepass")
-        for pattern in _QUOTE_CUTS:
+        for quote, pattern in _QUOTE_CUTS:
+            if quote not in shown:
+                continue
             line_no, last, joins = 0, 0, 0
             for match in pattern.finditer(data):
                 start, end = match.span()
@@ -375,6 +380,17 @@ def view(text: str) -> View:
     return View("\n".join(pieces), blocks, changed)
 
 
+def _continues(cut: str, following: str, at_inferred_width: bool) -> bool:
+    """Whether `following` continues the line `cut` a terminal cut. Not an empty, indented (two
+    spaces, a TAB) or Markdown fence line, nor one that starts a log record (a date, a time); at a
+    common terminal width alone (no inferred width), only a cut inside a word."""
+    if not following or following[:1] == "\t" or following[:2] == "  " or following.startswith("```"):
+        return False
+    if following[:2].isdigit() and _RECORD_START.match(following) is not None:
+        return False
+    return at_inferred_width or (cut[-1:].isalnum() and following[:1].isalnum())
+
+
 def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
     run), 0-based."""
@@ -387,18 +403,15 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     while position < len(at_wrap):
         first = last = at_wrap[position]
         position += 1
-        while (position < len(at_wrap) and at_wrap[position] == last + 1 and last - first + 1 < MAX_JOIN_LINES
-               and (last - first + 2) * MAX_WRAP_WIDTH < MAX_LINE_CHARS):
-            last = at_wrap[position]
+        inferred = wrap is not None and lengths[first] == wrap
+        while (position < len(at_wrap) and at_wrap[position] == last + 1 and lengths[last + 1] == lengths[first]
+               and last - first + 1 < MAX_JOIN_LINES and (last - first + 2) * MAX_WRAP_WIDTH < MAX_LINE_CHARS
+               and _continues(lines[last], lines[last + 1], inferred)):
+            last += 1
             position += 1
         cont = last + 1
-        if cont >= len(lines):  # the text ends with the cut line: nothing continues it
-            continue
-        following = lines[cont]
-        if wrap is None or lengths[first] != wrap:  # a standard width alone: only a cut inside a word
-            if lines[cont - 1][-1:].isspace() or not following[:1].isalnum():
-                continue
-        if not following or following[:1] == "\t" or following[:2] == "  " or following.startswith("```"):
-            continue  # an empty, indented or fence line starts something new (one space: a cut before it)
-        runs.append((first, cont))
+        if cont >= len(lines) or not _continues(lines[last], lines[cont], inferred):
+            cont = last  # nothing continues the run: its cut lines are still one line
+        if cont > first:
+            runs.append((first, cont))
     return runs
