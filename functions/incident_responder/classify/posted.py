@@ -179,7 +179,7 @@ def _ansi_free(text: str) -> str:
         # (a text denser in them is a terminal animation or binary, not a log to read)
         if "\x1b" in text and text.count("\x1b") <= MAX_OTHER_ESCAPES:
             text = replace(_ANSI, "", text)
-    if "[0m" in text:
+    if "[0m" in _sample(text):
         text = _without_sgr(text, "[", 1)
     return text
 
@@ -240,19 +240,30 @@ def _entities(text: str) -> str:
     return text.replace("&amp;", "&")
 
 
+#: A text longer than twice this is looked at only at its two ends to decide which forms it is in
+#: (a search of the whole text per form costs about 1 ms a MB each; a posted log is short, a long
+#: log is in one form throughout or ends with the error).
+SAMPLE_CHARS = 64 * 1024
+
+
+def _sample(text: str) -> str:
+    return text if len(text) <= 2 * SAMPLE_CHARS else text[:SAMPLE_CHARS] + "\n" + text[-SAMPLE_CHARS:]
+
+
 def clean(text: str) -> str:
     """The text line for line, as it was shown (see the module's doc)."""
-    if "\r" in text:
+    sample = _sample(text)
+    if "\r" in sample:
         text = text.replace("\r\n", "\n")
-    text = _ansi_free(text)
-    hint = _CI_HINT.search(text)
-    if hint is not None:
+    if "\x1b" in text or "[0m" in sample:
+        text = _ansi_free(text)
+    if _CI_HINT.search(sample) is not None:
         text = replace(_CI_PREFIX, _ci_prefix, _without_runner_times(text))
-    if "\t" in text:
+    if "\t" in sample and _CONSOLE_PREFIX.search(sample) is not None:
         text = replace(_CONSOLE_PREFIX, "", text)
-    if "&" in text and ";" in text:
+    if "&" in sample and _ENTITY.search(sample) is not None:
         text = _entities(text)
-    if not text.isascii() and any(char in text for char in _LOOKALIKES):
+    if not sample.isascii() and any(char in sample for char in _LOOKALIKES):
         text = text.translate(_LOOKALIKE_TABLE)
     return text
 
@@ -296,7 +307,11 @@ def _wrap_width(lengths: Counter) -> int | None:
     longer = 0
     for width in sorted(lengths, reverse=True):
         count = lengths[width]
-        if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and count >= 2 and count > longer:
+        # a terminal cuts every longer line at the width, so more lines end there than exceed it,
+        # and more than in the ten lengths below it (where only a cut line's last part ends; a
+        # log of fixed-format records has a smooth peak instead)
+        if (MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and count >= 2 and count > longer
+                and count > sum(lengths.get(below, 0) for below in range(width - 10, width))):
             return width
         longer += count
         if longer > 1_000:
@@ -307,7 +322,7 @@ def _wrap_width(lengths: Counter) -> int | None:
 def view(text: str) -> View:
     """The text rules read, with the map back to the lines of `text`."""
     shown = clean(text)
-    changed = shown != text
+    changed = shown is not text and shown != text
     # 0-based line after which extra lines go -> [(text, first line, last line)] (1-based)
     extra: dict[int, list[tuple[str, int, int]]] = {}
     budget = [MAX_EXTRA_LINES, MAX_EXTRA_CHARS]
@@ -333,8 +348,9 @@ def view(text: str) -> View:
                 break
 
     lines: list[str] | None = None
-    newlines = shown.count("\n")
-    if newlines and len(shown) >= MIN_MEAN_LINE_CHARS * (newlines + 1):
+    head = shown[:SAMPLE_CHARS]
+    newlines = head.count("\n")
+    if newlines and len(head) >= MIN_MEAN_LINE_CHARS * (newlines + 1):
         lines = shown.split("\n")
         for first, cont in _wrapped_runs(lines):
             # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
@@ -391,13 +407,26 @@ def _continues(cut: str, following: str, at_inferred_width: bool) -> bool:
     return at_inferred_width or (cut[-1:].isalnum() and following[:1].isalnum())
 
 
+def _indexes(lengths: list[int], width: int) -> list[int]:
+    """Where `width` occurs in `lengths` (list.index scans in C: cheaper than a loop per line)."""
+    found = []
+    position = -1
+    try:
+        while True:
+            position = lengths.index(width, position + 1)
+            found.append(position)
+    except ValueError:
+        return found
+
+
 def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
     run), 0-based."""
     lengths = list(map(len, lines))
-    wrap = _wrap_width(Counter(lengths))
+    counts = Counter(lengths)
+    wrap = _wrap_width(counts)
     widths = TERMINAL_WIDTHS if wrap is None else TERMINAL_WIDTHS | {wrap}
-    at_wrap = [index for index, length in enumerate(lengths) if length in widths]
+    at_wrap = sorted(index for width in widths if counts.get(width) for index in _indexes(lengths, width))
     runs = []
     position = 0
     while position < len(at_wrap):
