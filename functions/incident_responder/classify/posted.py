@@ -45,6 +45,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from bisect import bisect_right
+from itertools import accumulate
 
 import incident_responder.matching as matching
 from incident_responder.matching import MAX_LINE_CHARS, replace
@@ -323,17 +324,19 @@ def view(text: str) -> View:
     """The text rules read, with the map back to the lines of `text`."""
     shown = clean(text)
     changed = shown is not text and shown != text
-    # 0-based line after which extra lines go -> [(text, first line, last line)] (1-based)
-    extra: dict[int, list[tuple[str, int, int]]] = {}
+    # 0-based line after which extra lines go -> (where that line ends in `shown` (ASCII texts),
+    # [(text, first line, last line)] (1-based))
+    extra: dict[int, tuple[int, list[tuple[str, int, int]]]] = {}
     budget = [MAX_EXTRA_LINES, MAX_EXTRA_CHARS]
+    ascii_only = shown.isascii()
 
-    def add(after: int, lines: list[str], first: int, last: int) -> bool:
+    def add(after: int, end: int, lines: list[str], first: int, last: int) -> bool:
         size = sum(len(line) for line in lines)
         if len(lines) > budget[0] or size > budget[1]:
             return False
         budget[0] -= len(lines)
         budget[1] -= size
-        extra.setdefault(after, []).extend((line, first, last) for line in lines)
+        extra.setdefault(after, (end, []))[1].extend((line, first, last) for line in lines)
         return True
 
     if "\\" in shown:
@@ -344,49 +347,40 @@ def view(text: str) -> View:
             line_no += data.count(b"\n", last, start)
             last = start
             line = match.group(0).decode("utf-8", "replace")
-            if _escape_count(line) >= 2 and not add(line_no, _decoded(line), line_no + 1, line_no + 1):
+            if _escape_count(line) >= 2 and not add(line_no, match.end(), _decoded(line), line_no + 1, line_no + 1):
                 break
 
-    lines: list[str] | None = None
-    head = shown[:SAMPLE_CHARS]
-    newlines = head.count("\n")
-    if newlines and len(head) >= MIN_MEAN_LINE_CHARS * (newlines + 1):
-        lines = shown.split("\n")
-        for first, cont in _wrapped_runs(lines):
-            # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
-            # space (a copy trims it): both joins are read.
-            joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
-            if not add(cont, joined, first + 1, cont + 1):
-                break
-
-    if "'" in shown or '"' in shown:
-        data = shown.encode("utf-8", "surrogatepass")
-        for quote, pattern in _QUOTE_CUTS:
-            if quote not in shown:
-                continue
-            line_no, last, joins = 0, 0, 0
-            for match in pattern.finditer(data):
-                start, end = match.span()
-                line_no += data.count(b"\n", last, start)
-                last = start
-                if end - start > 2 * MAX_QUOTE_CUT_CHARS:
-                    continue
-                first, second = match.group(0).decode("utf-8", "replace").split("\n")
-                if not first.strip() or not second[:1].strip() or second.startswith("```"):
-                    continue
-                joins += 1
-                if joins > MAX_QUOTE_JOINS or not add(line_no + 1, [f"{first} {second}"], line_no + 1, line_no + 2):
-                    break
+    # Wrapped runs and cut quotations are looked for in the whole of a short text (a posted log),
+    # in the first and last 64 KiB of a long one (where its header and its error are).
+    segments: list[tuple[int, int, str]] = [(0, 0, shown)]  # (first line, first character, text)
+    if ascii_only and len(shown) > 2 * SAMPLE_CHARS:
+        head_end = shown.rfind("\n", 0, SAMPLE_CHARS)
+        tail_start = shown.find("\n", len(shown) - SAMPLE_CHARS) + 1
+        if 0 < head_end < tail_start:
+            segments = [(0, 0, shown[:head_end]), (shown.count("\n", 0, tail_start), tail_start, shown[tail_start:])]
+        else:
+            segments = []  # a few huge lines: nothing a terminal wrapped
+    for first_line, first_char, segment in segments:
+        _find_cuts(segment, first_line, first_char, add)
 
     if not extra:
         return View(shown, changed=changed)
-    if lines is None:
-        lines = shown.split("\n")
     pieces: list[str] = []
     blocks: list[tuple[int, list[tuple[int, int]]]] = []
+    if ascii_only:
+        position = 0
+        for after in sorted(extra):
+            end, added = extra[after]
+            pieces.append(shown[position:end])
+            pieces.append("\n" + "\n".join(text for text, _, _ in added))
+            blocks.append((after + 1, [(first, last) for _, first, last in added]))
+            position = end
+        pieces.append(shown[position:])
+        return View("".join(pieces), blocks, changed)
+    lines = shown.split("\n")
     position = 0
     for after in sorted(extra):
-        added = extra[after]
+        added = extra[after][1]
         pieces.append("\n".join(lines[position:after + 1]))
         pieces.append("\n".join(text for text, _, _ in added))
         blocks.append((after + 1, [(first, last) for _, first, last in added]))
@@ -394,6 +388,45 @@ def view(text: str) -> View:
     if position < len(lines):
         pieces.append("\n".join(lines[position:]))
     return View("\n".join(pieces), blocks, changed)
+
+
+def _find_cuts(segment: str, first_line: int, first_char: int, add) -> None:
+    """Terminal-wrapped runs and cut quotations in `segment` (line `first_line`, character
+    `first_char` of the text), each given to `add` as extra lines."""
+    newlines = segment.count("\n", 0, SAMPLE_CHARS)
+    head = min(len(segment), SAMPLE_CHARS)
+    if newlines and head >= MIN_MEAN_LINE_CHARS * (newlines + 1):
+        lines = segment.split("\n")
+        ends = list(accumulate(len(line) + 1 for line in lines))
+        for first, cont in _wrapped_runs(lines):
+            # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
+            # space (a copy trims it): both joins are read.
+            joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
+            if not add(first_line + cont, first_char + ends[cont] - 1, joined, first_line + first + 1,
+                       first_line + cont + 1):
+                return
+    if "'" not in segment and '"' not in segment:
+        return
+    data = segment.encode("utf-8", "surrogatepass")
+    ascii_only = len(data) == len(segment)
+    for quote, pattern in _QUOTE_CUTS:
+        if quote not in segment:
+            continue
+        line_no, last, joins = 0, 0, 0
+        for match in pattern.finditer(data):
+            start, end = match.span()
+            line_no += data.count(b"\n", last, start)
+            last = start
+            if end - start > 2 * MAX_QUOTE_CUT_CHARS:
+                continue
+            first, second = match.group(0).decode("utf-8", "replace").split("\n")
+            if not first.strip() or not second[:1].strip() or second.startswith("```"):
+                continue
+            joins += 1
+            end_char = end if ascii_only else -1  # only ASCII texts are rebuilt by offsets
+            if joins > MAX_QUOTE_JOINS or not add(first_line + line_no + 1, first_char + end_char, [f"{first} {second}"],
+                                                  first_line + line_no + 1, first_line + line_no + 2):
+                return
 
 
 def _continues(cut: str, following: str, at_inferred_width: bool) -> bool:

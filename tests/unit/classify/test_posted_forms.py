@@ -66,3 +66,17 @@ def test_the_view_keeps_every_line_of_the_text_in_order(message: str, form: str,
     assert own == list(range(1, len(text.replace("\r\n", "\n").split("\n")) + 1))
     extra = [shown.line(number) for number in range(1, len(view_lines) + 1) if shown.is_extra(number)]
     assert all(0 < line <= len(own) for line in extra)
+
+
+@pytest.mark.parametrize("form", ["terminal_wrapped_at_79_columns", "ansi_colours", "json_string", "html_entities"])
+def test_a_form_at_the_end_of_a_long_log_keeps_its_line_numbers(form: str, catalog) -> None:
+    # Past 128 KiB the forms are looked for at the two ends of the text (posted.SAMPLE_CHARS)
+    posted = next(t for m, f, t, _ in FORMS if m == "ecr_bootstrap_repository" and f == form)
+    filler = [f"2026-11-29 01:00:{i % 60:02d},000 INFO step={i} loss=0.0{i % 97:02d}" for i in range(6_000)]
+    text = "\n".join([*filler, posted])
+    assert len(text) > 2 * 64 * 1024
+    diagnosis = classify(text, catalog=catalog)
+    assert diagnosis.rule_id == "cdk_bootstrap_trust.bootstrap_resource_missing", diagnosis
+    first = diagnosis.evidence[0].line
+    assert first > len(filler)
+    assert "Resource handler" in text.split("\n")[first - 1]  # the message's line (in a JSON string: the string's)
