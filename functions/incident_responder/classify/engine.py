@@ -39,6 +39,7 @@ COMPETITOR_MARGIN = 10
 COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
 _MEMO_LINES = 10_000
+QUOTE_ORIGINAL_CHARS = 256 * 1024
 _UNKNOWN_LINES = 1_000  # error-looking lines read for the evidence of an unknown cause, at each end of the text
 # An error word and the rest of its line: one match per line, however many error words the line
 # holds (a 1 MB line of "error error ..." is one match, not 170,000 match objects).
@@ -83,8 +84,9 @@ class _Document:
 
     def quote(self, view_line: int, shown: str) -> str:
         """What evidence quotes for a view line: the text's own line (without colour codes) for
-        a line of the text, the decoded or joined line for an added one."""
-        if self.original is None or self.view.is_extra(view_line):
+        a line of the text, the decoded or joined line for an added one. In a text longer than
+        QUOTE_ORIGINAL_CHARS, a line as rules read it (finding a line of the text costs a split of it)."""
+        if self.original is None or self.view.is_extra(view_line) or len(self.original) > QUOTE_ORIGINAL_CHARS:
             return shown
         if self._original_lines is None:
             self._original_lines = self.original.split("\n")
