@@ -5,7 +5,8 @@
                              [--baseline-limit 0.25] [--only SUBSTRING] [--json]
 
 Patterns: every rule pattern (patterns, exclude, require_nearby, exclude_nearby, traceback),
-the masks and noise pattern of classify/text.py, and every redaction pattern. For each, inputs
+the masks and noise pattern of classify/text.py, the posted-form patterns of classify/posted.py
+(colour codes, CI prefixes, entities, escapes), and every redaction pattern. For each, inputs
 are generated from the pattern's own literals (a literal repeated, its literals glued, literals
 scattered in filler at random, near misses, random printable text); the slowest is the
 pattern's worst input. "average" is an ordinary gsplat training log (bench/classifier_eval.py's
@@ -48,6 +49,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from incident_responder import redact as redact_module  # noqa: E402
 from incident_responder.classify import classify, load_catalog  # noqa: E402
 from incident_responder.classify import engine as engine_module  # noqa: E402
+from incident_responder.classify import posted as posted_module  # noqa: E402
 from incident_responder.classify import text as text_module  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -88,11 +90,17 @@ def current_patterns() -> list[Entry]:
                     entries.append(Entry(f"{rule.id}:traceback.{fieldname}", compiled.pattern, compiled))
     subs = {"_TIME": "<time>", "_DIGEST": "sha256:<digest>", "_UUID": "<uuid>", "_NUMBERS": text_module._number_token,
             "_SITE_PACKAGES": "<site-packages>/", "_HOME": "~", "_WINDOWS_PATH": text_module._posix_path}
-    for module, prefix in ((text_module, "text"), (engine_module, "engine")):
+    posted_subs = {"_ANSI": "", "_CI_PREFIX": posted_module._ci_prefix, "_CONSOLE_PREFIX": "",
+                   "_ENTITY": posted_module._entity, "_UNICODE_ESCAPE": posted_module._unicode_escape}
+    for module, prefix, replacements in ((text_module, "text", subs), (engine_module, "engine", subs),
+                                         (posted_module, "posted", posted_subs)):
         for name, value in vars(module).items():
-            if matching.is_linear(value):
-                op = ("sub" if name == "_NUMBERS" else "replace") if name in subs else "search"
-                entries.append(Entry(f"{prefix}.{name}", value.pattern, value, op, subs.get(name, "x")))
+            if matching.is_linear(value) and isinstance(value.pattern, str):  # a bytes twin: measured through its str
+                op = ("sub" if name == "_NUMBERS" else "replace") if name in replacements else "search"
+                entry = Entry(f"{prefix}.{name}", value.pattern, value, op, replacements.get(name, "x"))
+                if module is posted_module and name == "_ANSI":  # with the split of colour codes and its cap
+                    entry.compiled = _Call(posted_module._ansi_free, value.pattern)
+                entries.append(entry)
     seen: dict[str, int] = {}
     for kind, compiled, replacement, _ in redact_module._compiled():
         index = seen[kind] = seen.get(kind, -1) + 1

@@ -16,7 +16,7 @@ import pytest
 
 from incident_responder import matching, redact as redact_module
 from incident_responder.classify import classify, load_catalog
-from incident_responder.classify import engine, text as text_module
+from incident_responder.classify import engine, posted, text as text_module
 from incident_responder.classify.engine import CAP_SOURCE
 from incident_responder.redact import redact, redact_lines
 
@@ -80,6 +80,13 @@ HOSTILE = {
     "structured_lines_spoofed": _fill("[entry_point/spoof] x "),
     "quoted_concatenation": _fill("'a' + 'b' "),
     "one_huge_json_line": json.dumps({"cause": "x" * MIB}),
+    # posted forms (classify/posted.py): every line at one wrap width, escapes nested deep,
+    # an entity flood, colour codes with no end, escaped line breaks in one JSON string
+    "lines_all_at_one_width": _fill("x" * 79 + "\n"),
+    "nested_escapes": _fill("\\\\\\\\n\\\\\""),
+    "html_entity_flood": _fill("&#1234;&amp;&quot;"),
+    "colour_codes_unterminated": _fill("\x1b[" + "1;" * 40),
+    "json_escaped_line_breaks": json.dumps({"message": _fill("loss nan\n")}),
 }
 
 
@@ -99,8 +106,9 @@ def test_every_pattern_on_the_untrusted_path_is_linear(catalog) -> None:
                 if p is not None]
     masks = [v for v in vars(text_module).values() if hasattr(v, "search") and hasattr(v, "pattern")]
     masks += [v for v in vars(engine).values() if hasattr(v, "search") and hasattr(v, "pattern")]
+    masks += [v for v in vars(posted).values() if hasattr(v, "search") and hasattr(v, "pattern")]
     redaction = [p for _, p, _, _ in redact_module._compiled()] + list(redact_module._patterns().values())
-    assert len(compiled) > 300 and len(masks) >= 10 and len(redaction) > 20
+    assert len(compiled) > 300 and len(masks) >= 16 and len(redaction) > 20
     slow = [getattr(p, "pattern", p) for p in (*compiled, *masks, *redaction) if not matching.is_linear(p)]
     assert slow == []
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from string import Formatter
 
-from incident_responder.classify import fallback
+from incident_responder.classify import fallback, posted
 from incident_responder.classify.catalog import TRACEBACK_KEY, Catalog, CompiledRule, load_catalog
 from incident_responder.classify.schema import TEMPLATE_NAMES
 from incident_responder.classify.text import Traceback, is_noise, mask, parse_traceback
@@ -39,6 +39,7 @@ COMPETITOR_MARGIN = 10
 COMPETITOR_CONFIDENCE_FACTOR = 0.8
 _EDGE_BYTES = 256 * 1024
 _MEMO_LINES = 10_000
+QUOTE_ORIGINAL_CHARS = 256 * 1024
 _UNKNOWN_LINES = 1_000  # error-looking lines read for the evidence of an unknown cause, at each end of the text
 # An error word and the rest of its line: one match per line, however many error words the line
 # holds (a 1 MB line of "error error ..." is one match, not 170,000 match objects).
@@ -77,6 +78,22 @@ class _Document:
         self.data = text.encode("utf-8", "surrogatepass")
         self.lower = self.data.lower()
         self.capped: dict[int, int] = {}  # line number -> UTF-8 bytes, for each line matched on its first part only
+        self.view: posted.View = posted.View(text)
+        self.original: str | None = None  # the text the view was made from, when they differ
+        self._original_lines: list[str] | None = None
+
+    def quote(self, view_line: int, shown: str) -> str:
+        """What evidence quotes for a view line: the text's own line (without colour codes) for
+        a line of the text, the decoded or joined line for an added one. In a text longer than
+        QUOTE_ORIGINAL_CHARS, a line as rules read it (finding a line of the text costs a split of it)."""
+        if self.original is None or self.view.is_extra(view_line) or len(self.original) > QUOTE_ORIGINAL_CHARS:
+            return shown
+        if self._original_lines is None:
+            self._original_lines = self.original.split("\n")
+        line = self.view.line(view_line)
+        if not 0 < line <= len(self._original_lines):
+            return shown
+        return posted.shown_line(self._original_lines[line - 1][:MAX_MATCH_CHARS])
 
     def capped_line(self, line_no: int, text: str, size: int) -> str:
         """`text` (a line of `size` bytes) cut to what rules read, the cut recorded (it becomes evidence)."""
@@ -343,9 +360,10 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
                 line_end = len(text) if end == -1 else end
                 raw = text[start:min(line_end, start + MAX_MATCH_CHARS)].rstrip("\r")
                 if not is_noise(raw):
-                    line_no = text.count("\n", 0, start) + 1
+                    view_line = text.count("\n", 0, start) + 1
+                    line_no = doc.view.line(view_line)
                     if all(e.line != line_no for e in evidence):
-                        evidence.append(_line_evidence(line_no, raw))
+                        evidence.append(_line_evidence(line_no, doc.quote(view_line, raw)))
                 if len(evidence) >= 3:
                     break
             if len(evidence) >= 3:
@@ -410,14 +428,55 @@ def _diagnose(best: Hit, hits: list[Hit], catalog: Catalog, names: Mapping[str, 
 
 
 def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], _Document]:
-    """Every rule hit in `text` (for the engine and for the catalog's overlap report)."""
-    doc = _Document(text)
+    """Every rule hit in `text` (for the engine and for the catalog's overlap report).
+
+    Rules read the text's view (posted.view: the log as shown, with decoded and joined lines
+    added); hit, traceback and cap line numbers are the text's own lines."""
+    shown = posted.view(text)
+    doc = _Document(shown.text)
     candidates, headers = _candidates(doc, catalog)
     hits = _line_hits(doc, catalog, candidates)
+    doc.view = shown
+    if shown.changed:
+        doc.original = text
+        for hit in hits:
+            hit.text = doc.quote(hit.line, hit.text)
     tracebacks = _tracebacks(doc, headers) if headers else []
     if tracebacks and catalog.traceback_rules:
         hits.extend(_traceback_hits(catalog, tracebacks))
+    if not shown.identity:
+        hits = _on_text_lines(hits, shown)
+        tracebacks = [_traceback_on_text_lines(tb, shown) for tb in tracebacks]
+        doc.capped = {shown.line(line): size for line, size in sorted(doc.capped.items(), reverse=True)}
     return hits, tracebacks, doc
+
+
+def _on_text_lines(hits: list[Hit], shown: posted.View) -> list[Hit]:
+    """Hits numbered by the text's lines. A hit on an added line (a decoded string, a joined
+    wrapped run) stays only when no line it comes from matched the same rule on its own (a
+    joined line adds only matches across the cut); the structured failure line decides only
+    from a line of the text itself."""
+    alone = {(id(h.rule), shown.line(h.line)) for h in hits if not shown.is_extra(h.line)}
+    kept = []
+    for hit in hits:
+        if shown.is_extra(hit.line):
+            if hit.rule.spec.from_groups or any((id(hit.rule), line) in alone for line in shown.covers(hit.line)):
+                continue
+        hit.support = [(shown.line(line), text) for line, text in hit.support]
+        hit.line = shown.line(hit.line)
+        kept.append(hit)
+    return kept
+
+
+def _traceback_on_text_lines(tb: Traceback, shown: posted.View) -> Traceback:
+    for frame in tb.frames:
+        frame.line = shown.line(frame.line)
+        if frame.code_line is not None:
+            frame.code_line = shown.line(frame.code_line)
+    tb.start = shown.line(tb.start)
+    if tb.exception_line is not None:
+        tb.exception_line = shown.line(tb.exception_line)
+    return tb
 
 
 def _cap_note(doc: _Document) -> list[EvidenceLine]:
