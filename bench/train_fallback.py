@@ -21,7 +21,9 @@ train file gives the same model file. numpy is needed here only; the Lambda scor
    are right >= TARGET_PRECISION of the (weighted) time; never below MIN_THRESHOLD.
 5. The final model is trained on all of train, with T and the threshold from steps 3-4.
 
-Only `log` and `label` are read: `note`, `cause` and `also` are a labeller's words, not what the Lambda sees.
+The model learns from `log` and `label` only. `also` is read for scoring alone: an out-of-fold answer equal to
+a case's `also` counts as right in the calibration and the threshold, as bench/classifier_eval.py scores it
+(a second answer that is equally right). `note` and `cause` are a labeller's words, not what the Lambda sees.
 """
 
 from __future__ import annotations
@@ -189,6 +191,15 @@ def fit_temperature(scores: list[list[float]], labels: list[str], weights: list[
     return round(math.exp((lo + hi) / 2), DECIMALS)
 
 
+def is_right(pred: str, accepted: str | frozenset[str]) -> bool:
+    """`accepted`: the label, or every answer scored right for the case (its label and its `also`)."""
+    return pred == accepted if isinstance(accepted, str) else pred in accepted
+
+
+def accepted_answers(rows: list[dict]) -> list[frozenset[str]]:
+    return [frozenset({r["label"], r["also"]} if isinstance(r.get("also"), str) else {r["label"]}) for r in rows]
+
+
 def predictions(scores: list[list[float]], temperature: float) -> list[tuple[str, float]]:
     out = []
     for s in scores:
@@ -198,9 +209,10 @@ def predictions(scores: list[list[float]], temperature: float) -> list[tuple[str
     return out
 
 
-def isotonic(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> list[list[float]]:
+def isotonic(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+             weights: list[float]) -> list[list[float]]:
     """Pool-adjacent-violators over the non-unknown answers: [(lowest score, share right)], ascending."""
-    points = sorted((conf, float(pred == label), w) for (pred, conf), label, w in zip(preds, labels, weights)
+    points = sorted((conf, float(is_right(pred, label)), w) for (pred, conf), label, w in zip(preds, labels, weights)
                     if pred != "unknown")
     blocks: list[list[float]] = []  # [lowest score, weight, weighted right]
     for score, ok, w in points:
@@ -228,9 +240,10 @@ def calibrate(preds: list[tuple[str, float]], table: list[list[float]]) -> list[
     return [(pred, model.calibrated(score)) for pred, score in preds]
 
 
-def choose_threshold(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> float:
+def choose_threshold(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+                     weights: list[float]) -> float:
     """The lowest confidence whose claims (non-unknown answers at or above it) reach TARGET_PRECISION."""
-    claims = sorted(((conf, pred == label, w) for (pred, conf), label, w in zip(preds, labels, weights)
+    claims = sorted(((conf, is_right(pred, label), w) for (pred, conf), label, w in zip(preds, labels, weights)
                      if pred != "unknown"), key=lambda c: -c[0])
     best = 1.0
     right = total = 0.0
@@ -243,12 +256,13 @@ def choose_threshold(preds: list[tuple[str, float]], labels: list[str], weights:
     return round(max(best, MIN_THRESHOLD), DECIMALS)
 
 
-def reliability(preds: list[tuple[str, float]], labels: list[str], weights: list[float]) -> list[dict]:
+def reliability(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+                weights: list[float]) -> list[dict]:
     """Per confidence band, the non-unknown answers: how many, their mean confidence, the (weighted) share right."""
     bands = ((0.0, 0.5), (0.5, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.01))
     out = []
     for lo, hi in bands:
-        members = [(pred == label, conf, w) for (pred, conf), label, w in zip(preds, labels, weights)
+        members = [(is_right(pred, label), conf, w) for (pred, conf), label, w in zip(preds, labels, weights)
                    if pred != "unknown" and lo <= conf < hi]
         if members:
             total = sum(w for _, _, w in members)
@@ -269,10 +283,11 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
     oof = out_of_fold(docs, labels, folds)
     weights = case_weights(labels)
     temperature = fit_temperature(oof, labels, weights)
-    table = isotonic(predictions(oof, temperature), labels, weights)
+    accepted = accepted_answers(rows)
+    table = isotonic(predictions(oof, temperature), accepted, weights)
     preds = calibrate(predictions(oof, temperature), table)
-    threshold = choose_threshold(preds, labels, weights)
-    claims = [(p == label) for (p, c), label in zip(preds, labels) if p != "unknown" and c >= threshold]
+    threshold = choose_threshold(preds, accepted, weights)
+    claims = [is_right(p, acc) for (p, c), acc in zip(preds, accepted) if p != "unknown" and c >= threshold]
     model = {
         "format": fallback.FORMAT,
         "format_version": fallback.FORMAT_VERSION,
@@ -288,7 +303,7 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
             "folds": FOLDS, "fold_salt": SALT, "l2": L2, "step": STEP, "iterations": ITERATIONS, "min_df": MIN_DF,
             "unknown_share": UNKNOWN_SHARE, "target_precision": TARGET_PRECISION,
             "out_of_fold": {"claims": len(claims), "claims_right": sum(claims),
-                            "reliability": reliability(preds, labels, weights)},
+                            "reliability": reliability(preds, accepted, weights)},
             "trainer": "bench/train_fallback.py",
         },
     }

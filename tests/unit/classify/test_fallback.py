@@ -146,6 +146,15 @@ def test_threshold_is_the_lowest_confidence_meeting_the_target_precision() -> No
     assert train_fallback.choose_threshold(preds, ["cuda_gpu"] * 70 + ["unknown"] * 5, [1.0] * 75) == 0.7
 
 
+def test_an_answer_equal_to_a_cases_also_counts_as_right_for_the_threshold_as_the_evaluation_scores_it() -> None:
+    preds = [("cuda_gpu", 0.99)] * 60 + [("cuda_gpu", 0.7)] * 10
+    rows = [{"label": "cuda_gpu"}] * 60 + [{"label": "unknown", "also": "cuda_gpu"}] * 10
+    accepted = train_fallback.accepted_answers(rows)
+    assert train_fallback.choose_threshold(preds, accepted, [1.0] * 70) == 0.7
+    # scored by label alone, the same answers are wrong and the threshold rises above them
+    assert train_fallback.choose_threshold(preds, [r["label"] for r in rows], [1.0] * 70) == 0.99
+
+
 def test_unknown_cases_are_weighted_to_the_chosen_share() -> None:
     weights = train_fallback.case_weights(["cuda_gpu"] * 30 + ["unknown"] * 10)
     assert sum(weights[30:]) / sum(weights) == pytest.approx(train_fallback.UNKNOWN_SHARE)
@@ -165,16 +174,21 @@ def test_folds_keep_each_thread_on_one_side() -> None:
 
 
 @pytest.mark.slow
-def test_committed_model_is_what_the_trainer_produces_from_train_log_and_label_alone(tmp_path: Path) -> None:
-    """Retrains (about 10 s) from a copy of train whose labeller's fields are changed: same model."""
-    rows = train_fallback.read_rows(train_fallback.TRAIN)
-    changed = tmp_path / "train.jsonl"
-    changed.write_text("".join(json.dumps({**r, "note": "x", "cause": "y", "also": "unknown"}) + "\n" for r in rows),
-                       encoding="utf-8")
-    retrained, _ = train_fallback.train(changed)
-    retrained["meta"]["train_sha256"] = hashlib.sha256(train_fallback.TRAIN.read_bytes()).hexdigest()
+def test_committed_model_is_what_the_trainer_produces_and_learns_from_log_and_label_alone(tmp_path: Path) -> None:
+    """Retrains (about 10 s each) from train itself, then from a copy whose labeller's fields are changed."""
+    retrained, _ = train_fallback.train(train_fallback.TRAIN)
     assert fallback.MODEL_PATH.read_text(encoding="utf-8") == train_fallback.dumps(retrained), \
         "retrain: python bench/train_fallback.py"
+    rows = train_fallback.read_rows(train_fallback.TRAIN)
+    assert any("also" in r for r in rows)
+    changed = tmp_path / "train.jsonl"
+    changed.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "also"}, "note": "x", "cause": "y"})
+                               + "\n" for r in rows), encoding="utf-8")
+    relabelled, _ = train_fallback.train(changed)
+    # what the Lambda scores with comes from log and label; `also` only decides which out-of-fold answers
+    # count as right when the confidence table and the threshold are fitted
+    for key in ("classes", "bias", "weights", "temperature"):
+        assert relabelled[key] == retrained[key], key
 
 
 def test_model_records_the_train_file_it_came_from() -> None:
