@@ -21,7 +21,8 @@ train file gives the same model file. numpy is needed here only; the Lambda scor
    are right >= TARGET_PRECISION of the (weighted) time; never below MIN_THRESHOLD.
 5. The final model is trained on all of train, with T and the threshold from steps 3-4.
 
-The model learns from `log` and `label` only. `also` is read for scoring alone: an out-of-fold answer equal to
+The model learns from `log` and `label` only; it reads each log as the Lambda's fallback does
+(engine.fallback_input: without the lines a rule's `exclude` refused). `also` is read for scoring alone: an out-of-fold answer equal to
 a case's `also` counts as right in the calibration and the threshold, as bench/classifier_eval.py scores it
 (a second answer that is equally right). `note` and `cause` are a labeller's words, not what the Lambda sees.
 """
@@ -47,6 +48,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 sys.path.insert(0, str(ROOT))
 from bench.corpus_tool import thread_of  # noqa: E402
 from incident_responder.classify import classify, load_catalog  # noqa: E402
+from incident_responder.classify.engine import fallback_input  # noqa: E402
 from incident_responder.models import GUIDE_CATEGORIES  # noqa: E402
 
 TRAIN = ROOT / "corpus" / "train.jsonl"
@@ -277,7 +279,9 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
     """(the model file's content, the out-of-fold details for the report)."""
     raw = path.read_bytes()
     rows = read_rows(path)
-    docs = [fallback.document_features(r["log"]) for r in rows]
+    # what the Lambda's fallback reads: the log without the lines a rule refused by its `exclude`
+    catalog = load_catalog()
+    docs = [fallback.document_features(fallback_input(r["log"], catalog)) for r in rows]
     labels = [r["label"] for r in rows]
     folds = fold_of(rows)
     oof = out_of_fold(docs, labels, folds)
@@ -330,7 +334,7 @@ def _classifiers(catalog, model_for):
 
     def fallback_alone(log, cat):
         _, tracebacks, doc = find_hits(log, cat)
-        guessed = fallback.diagnose(log, cat, lambda t: fill_command(t, {}), model_for(log))
+        guessed = fallback.diagnose(fallback_input(log, cat), cat, lambda t: fill_command(t, {}), model_for(log))
         return guessed or _unknown(doc, cat, {}, tracebacks)
 
     def rules_alone(log, cat):

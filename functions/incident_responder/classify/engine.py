@@ -80,6 +80,9 @@ class _Document:
         self.capped: dict[int, int] = {}  # line number -> UTF-8 bytes, for each line matched on its first part only
         self.view: posted.View = posted.View(text)
         self.original: str | None = None  # the text the view was made from, when they differ
+        # lines that rules' patterns matched and their `exclude` refused, and no rule took (a known
+        # non-deciding form of a message): view line numbers while matching, the text's own after find_hits
+        self.refused: set[int] = set()
         self._original_lines: list[str] | None = None
 
     def quote(self, view_line: int, shown: str) -> str:
@@ -206,7 +209,7 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
     # lines cannot change the outcome. With the per-text memo below, this bounds the work on
     # a log that repeats one error a million times.
     real_hits: dict[int, int] = {}
-    memo: dict[str, tuple[bool, list[tuple[int, dict[str, str | None]]]]] = {}
+    memo: dict[str, tuple[bool, list[tuple[int, dict[str, str | None]]], bool]] = {}
     for line_no, start, end, rule_indexes in candidates:
         pending = [i for i in sorted(rule_indexes) if real_hits.get(i, 0) < MAX_EVIDENCE]
         if not pending:
@@ -220,7 +223,9 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
             known = _match_line(raw, pending, catalog)
             if len(memo) < _MEMO_LINES:
                 memo[raw] = known
-        noise, matched = known
+        noise, matched, refused = known
+        if refused:
+            doc.refused.add(line_no)
         for index, groups in matched:
             if index not in pending:
                 continue
@@ -233,20 +238,26 @@ def _line_hits(doc: _Document, catalog: Catalog, candidates) -> list[Hit]:
     return hits
 
 
-def _match_line(raw: str, rule_indexes: list[int], catalog: Catalog) -> tuple[bool, list[tuple[int, dict]]]:
-    """Which of the rules match this line on its own (nearby conditions are checked per occurrence)."""
+def _match_line(raw: str, rule_indexes: list[int], catalog: Catalog) -> tuple[bool, list[tuple[int, dict]], bool]:
+    """Which of the rules match this line on its own (nearby conditions are checked per occurrence), and
+    whether rules' patterns matched it only for their `exclude` to refuse it, and no rule took it."""
     masked = mask(raw[:MAX_MATCH_CHARS])
     noise = is_noise(raw[:MAX_MATCH_CHARS])
     matched = []
+    refused = False
     for index in rule_indexes:
         rule = catalog.rules[index]
         if noise and not rule.spec.match_noise:
             continue
         match = next((m for m in (p.search(masked) for p in rule.patterns) if m), None)
-        if match is None or any(p.search(masked) for p in rule.exclude):
+        if match is None:
+            continue
+        if any(p.search(masked) for p in rule.exclude):
+            refused = True
             continue
         matched.append((index, match.groupdict()))
-    return noise, matched
+    # refused only when no rule takes the line: a line one rule leaves to a more specific one is not ruled out
+    return noise, matched, refused and not matched
 
 
 def _tracebacks(doc: _Document, headers: list[tuple[int, int]]) -> list[Traceback]:
@@ -444,6 +455,7 @@ def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], 
     tracebacks = _tracebacks(doc, headers) if headers else []
     if tracebacks and catalog.traceback_rules:
         hits.extend(_traceback_hits(catalog, tracebacks))
+    doc.refused = {shown.line(line) for line in doc.refused if not shown.is_extra(line)}
     if not shown.identity:
         hits = _on_text_lines(hits, shown)
         tracebacks = [_traceback_on_text_lines(tb, shown) for tb in tracebacks]
@@ -477,6 +489,25 @@ def _traceback_on_text_lines(tb: Traceback, shown: posted.View) -> Traceback:
     if tb.exception_line is not None:
         tb.exception_line = shown.line(tb.exception_line)
     return tb
+
+
+def _without_lines(text: str, lines: set[int]) -> str:
+    """`text` with these (1-based) lines emptied, the others on their own line numbers."""
+    if not lines:
+        return text
+    parts = text.split("\n")
+    for line in lines:
+        if 0 < line <= len(parts):
+            parts[line - 1] = ""
+    return "\n".join(parts)
+
+
+def fallback_input(text: str, catalog: Catalog | None = None) -> str:
+    """What the learned fallback reads of a text: the text without the lines a rule refused by its `exclude`
+    (a wording the catalog knows does not decide, such as a warning the run survives), so that the statistical
+    guess cannot decide on what a rule has ruled out. The trainer reads train through this too."""
+    _, _, doc = find_hits(text, catalog or load_catalog())
+    return _without_lines(text, doc.refused)
 
 
 def _cap_note(doc: _Document) -> list[EvidenceLine]:
@@ -514,7 +545,8 @@ def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Cata
     if structured:
         diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
     elif not hits:  # only here may the learned fallback answer: it never overrides a rule
-        guessed = fallback.diagnose(text, catalog, lambda template: fill_command(template, clean_names))
+        guessed = fallback.diagnose(_without_lines(text, doc.refused), catalog,
+                                    lambda template: fill_command(template, clean_names))
         diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks)
     else:
         diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)
