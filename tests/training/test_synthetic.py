@@ -573,3 +573,17 @@ def test_the_default_is_every_cpu_on_the_cpu_and_one_process_on_a_gpu():
     from splat_trainer.synthetic import auto_workers, default_workers
 
     assert auto_workers("cpu") == default_workers() and auto_workers("cuda") == 1 and auto_workers("cuda:1") == 1
+
+
+def test_an_error_in_a_worker_reaches_the_caller(tmp_path, monkeypatch):
+    """A view that fails in a worker process fails generate_scene with the worker's error (the pool does not hang
+    or swallow it). The error is planted through the workers' scene: a Grass whose height is not a number makes
+    every view's grass walk fail."""
+    from splat_trainer import synthetic
+
+    real = synthetic.make_outdoor
+    monkeypatch.setattr(synthetic, "make_outdoor",
+                        lambda *a, **kw: (lambda s: (setattr(s.grass, "height", "x"), s)[1])(real(*a, **kw)))
+    with pytest.raises(TypeError):
+        generate_scene(tmp_path, n_images=3, width=8, height=6, n_points=10, style="outdoor", detail=1, grass=0.08,
+                       workers=2)

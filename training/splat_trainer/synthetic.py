@@ -904,9 +904,13 @@ def _make_views(job: _ViewJob, draws: PointDraws, workers: int):
             torch.set_num_threads(threads)
         return
     # spawn, not fork: a forked child inherits a parent's OpenMP and CUDA state, which can hang or fail
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(job,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(job,))
+    try:
         yield from pool.map(_make_view, tasks)
+    finally:
+        # on an error (a view's or the caller's), the views not started are dropped instead of all made first
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, height: int = 24,
