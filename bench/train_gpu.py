@@ -17,7 +17,8 @@ leafy trees and bushes (depth layers, gaps, glossy leaves), meant to grow past 2
 as real captures do (the output checks that claim for each default-strategy trainer; it failed),
 outdoor_grass_1mp = outdoor_1mp with a layer of grass blades (--grass 0.08), the scene that does pass 2 M
 before 15k. Generator options (--detail, --foliage, --close, --grass for the outdoor style; --exposure, --pose-deg, --pose-shift for any) name the
-cached scene's folder and are checked against its scene.json before it is reused.
+cached scene's folder and are checked against its scene.json before it is reused. --gen-workers processes
+generate it (default: all the CPUs on the CPU, 1 on a GPU; the scene is the same for any number).
 
 T4 mode (--t4-cap): the process is capped at a T4's usable 15 GiB (torch.cuda.set_per_process_memory_fraction)
 and our trainer is told the GPU has 15 GiB (so its memory plan and growth stop work to a T4's budget). A
@@ -60,7 +61,7 @@ sys.path.insert(0, str(ROOT / "training"))
 from splat_trainer.config import TrainConfig  # noqa: E402
 from splat_trainer.dataset import Scene, load_scene  # noqa: E402
 from splat_trainer.metrics import psnr, ssim  # noqa: E402
-from splat_trainer.synthetic import GRASS_MAX_HEIGHT, generate_scene  # noqa: E402
+from splat_trainer.synthetic import GRASS_MAX_HEIGHT, auto_workers, generate_scene  # noqa: E402
 from splat_trainer.trainer import StopFlag, TrainPaths, train  # noqa: E402
 
 # images, width, height, SfM points, generator style, detail (noise octaves, outdoor only), foliage (trees)
@@ -91,7 +92,8 @@ SCENE_OPTIONS = ("foliage", "exposure", "pose_deg", "pose_shift", "close", "gras
 
 
 def ensure_scene(directory: Path, images: int, width: int, height: int, points: int, seed: int, device: str,
-                 style: str = "room", detail: int = 0, foliage: int = 0, capture: dict | None = None) -> Path:
+                 style: str = "room", detail: int = 0, foliage: int = 0, capture: dict | None = None,
+                 workers: int = 1) -> Path:
     meta = directory / "scene.json"
     want = {"images": images, "width": width, "height": height, "points": points, "seed": seed}
     if style != "room":
@@ -107,9 +109,9 @@ def ensure_scene(directory: Path, images: int, width: int, height: int, points: 
     t0 = time.perf_counter()
     extra = {"style": style, "detail": detail} if style != "room" else {}
     extra.update(options)
-    generate_scene(directory, images, width, height, points, seed, device=device, **extra)
+    generate_scene(directory, images, width, height, points, seed, device=device, workers=workers, **extra)
     print(f"scene: generated {images} x {width}x{height} ({style}), {points} points in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
+          f"{time.perf_counter() - t0:.1f}s ({workers} workers)", flush=True)
     return directory
 
 
@@ -507,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pose-shift", type=float, default=0.0, help="SfM position error of the recorded poses")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scene-dir", type=Path, help="where the synthetic scene is (re)used; default under /tmp")
+    ap.add_argument("--gen-workers", type=int, default=None,
+                    help="processes generating the scene (default: all the CPUs with --device cpu, 1 on a GPU)")
     ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--eval-at", default="7000", help="comma-separated steps at which test PSNR is measured")
     ap.add_argument("--eval-every", type=int, default=0,
@@ -549,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in PRESET_OPTIONS.get(a.preset, {}).items():
             setattr(a, key, value)
     capture = {"exposure": a.exposure, "pose_deg": a.pose_deg, "pose_shift": a.pose_shift}
+    if a.gen_workers is None:
+        a.gen_workers = auto_workers(a.device)
+    if a.gen_workers < 1:
+        ap.error(f"--gen-workers {a.gen_workers}: the number of processes generating the scene, at least 1")
     if a.close and (a.style != "outdoor" or not 0 < a.close < 1):
         ap.error(f"--close {a.close}: a fraction between 0 and 1, for the outdoor style")
     if a.grass and (a.style != "outdoor" or not 0 < a.grass <= GRASS_MAX_HEIGHT):
@@ -582,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     scene_dir = a.scene_dir or Path(tempfile.gettempdir()) / (
         f"bench_scene_{a.images}x{a.width}x{a.height}_{a.seed}{style_tag}")
     ensure_scene(scene_dir, a.images, a.width, a.height, a.points, a.seed, a.device, a.style, a.detail, a.foliage,
-                 {**capture, "close": a.close, "grass": a.grass})
+                 {**capture, "close": a.close, "grass": a.grass}, workers=a.gen_workers)
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "CPU"
     desc = (f"synthetic {a.style}{f' (detail {a.detail})' if a.style != 'room' else ''}"
             f"{f' with {a.foliage} leafy trees' if a.foliage else ''}"

@@ -197,3 +197,16 @@ def test_a_time_limit_too_short_to_start_a_trainer_says_so_and_leaves_the_run_in
     assert result["complete"] is False
     assert {r["status"] for r in result["results"].values()} == {"not_started"}
     assert "not started" in capsys.readouterr().out
+
+
+def test_gen_workers_reach_the_generator_and_fewer_than_one_is_refused(bench, tmp_path, monkeypatch, capsys):
+    seen = []
+    real = bench.generate_scene
+    monkeypatch.setattr(bench, "generate_scene", lambda *a, **kw: seen.append(kw["workers"]) or real(*a, **kw))
+    assert bench.main(["--device", "cpu", "--backend", "torch", "--images", "3", "--width", "12", "--height", "9",
+                       "--points", "30", "--steps", "2", "--eval-at", "2", "--which", "ours", "--gen-workers", "1",
+                       "--scene-dir", str(tmp_path / "scene")]) == 0
+    assert seen == [1]
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--backend", "torch", "--gen-workers", "0"])
+    assert "--gen-workers 0: the number of processes generating the scene, at least 1" in capsys.readouterr().err

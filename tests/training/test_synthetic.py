@@ -479,3 +479,111 @@ def test_grass_on_the_command_line(tmp_path, capsys):
     assert main([str(tmp_path / "out"), "--style", "outdoor", "--detail", "2", "--grass", "0.05", "--images", "2",
                  "--width", "16", "--height", "12", "--points", "30", "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "out" / "scene.json").read_text())["grass"] == 0.05
+
+
+def _file_hashes(root) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("options", [dict(style="outdoor", detail=2, grass=0.08, exposure=0.05, pose_deg=0.1),
+                                     dict(style="room")])
+def test_the_files_are_the_same_whatever_the_number_of_workers(tmp_path, options):
+    """Each view (image and SfM points) is made from its pose and its own random draws alone: one process or two,
+    the same bytes. Five views over two workers: each worker makes views out of order relative to the other."""
+    kw = dict(n_images=5, width=24, height=18, n_points=77, seed=6, **options)
+    one = generate_scene(tmp_path / "one", workers=1, **kw)
+    two = generate_scene(tmp_path / "two", workers=2, **kw)
+    hashes = _file_hashes(one)
+    assert len(hashes) == 5 + 4  # views, cameras/images/points3D.bin, scene.json
+    assert hashes == _file_hashes(two)
+    assert "workers" not in json.loads((one / "scene.json").read_text())
+    assert len(read_model(one / "sparse" / "0").points3D) == 77
+
+
+def test_the_workers_make_what_the_view_by_view_functions_make(tmp_path):
+    """The points are sample_points' (the random draws taken view after view from one stream, as the generator
+    always took them, so a scene cached before --workers is still this scene) and each image is render_view's."""
+    from splat_trainer.synthetic import make_outdoor, outdoor_camera_poses, render_view, sample_points
+
+    scene_dir = generate_scene(tmp_path, n_images=3, width=24, height=18, n_points=50, seed=4, style="outdoor",
+                               detail=2, grass=0.08, workers=2)
+    model = read_model(scene_dir / "sparse" / "0")
+    scene, poses, f = make_outdoor(4, detail=2, grass=0.08), outdoor_camera_poses(3, 4), 0.9 * 24
+    xyz, rgb = sample_points(scene, poses, f, f, 12.0, 9.0, 24, 18, 50, seed=4, device="cpu")
+    assert np.array_equal(model.points3D.xyz, xyz) and np.array_equal(model.points3D.rgb, rgb)
+    for i, w2c in enumerate(poses):
+        img = render_view(w2c, f, f, 12.0, 9.0, 24, 18, scene, torch.device("cpu"))
+        with PILImage.open(scene_dir / "images" / f"view_{i:04d}.png") as pil:
+            assert np.array_equal(np.asarray(pil), img.numpy()), i
+
+
+def test_a_view_traced_in_tiles_is_the_view_traced_at_once():
+    from splat_trainer.synthetic import make_outdoor, outdoor_camera_poses, render_view
+
+    scene, w2c = make_outdoor(2, detail=3, grass=0.08), outdoor_camera_poses(8, 2)[5]
+    views = [render_view(w2c, 40.0, 40.0, 24.0, 18.0, 48, 36, scene, torch.device("cpu"), 2, tile)
+             for tile in (0, 1000, 4096)]  # 6,912 rays: one tile, seven uneven ones, two
+    assert torch.equal(views[0], views[1]) and torch.equal(views[0], views[2])
+
+
+def test_fewer_than_one_worker_is_refused(tmp_path, capsys):
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match=r"workers=.*: the number of processes making views, an integer >= 1"):
+            generate_scene(tmp_path / "a", n_images=1, width=8, height=6, n_points=10, workers=bad)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "b"), "--images", "1", "--width", "8", "--height", "6", "--workers", "0"])
+    assert "--workers 0: the number of processes making views, at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("files, quota", [
+    ({"cpu.max": "200000 100000\n"}, 2.0),
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4.0),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu.max": "garbage"}, None),
+    ({}, None),
+])
+def test_the_cgroup_cpu_quota_is_read_from_v2_or_v1_files(tmp_path, files, quota):
+    from splat_trainer.synthetic import _cgroup_cpu_quota
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert _cgroup_cpu_quota(tmp_path) == quota
+
+
+def test_default_workers_is_at_most_the_cpus_and_the_quota(monkeypatch):
+    import os
+
+    from splat_trainer import synthetic
+
+    monkeypatch.setattr(synthetic, "_cgroup_cpu_quota", lambda: None)
+    cpus = synthetic.default_workers()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    for quota, workers in [(0.5, 1), (1.5, min(cpus, 2)), (1000.0, cpus)]:  # a part of a CPU still gets a worker
+        monkeypatch.setattr(synthetic, "_cgroup_cpu_quota", lambda: quota)
+        assert synthetic.default_workers() == workers, quota
+
+
+def test_the_default_is_every_cpu_on_the_cpu_and_one_process_on_a_gpu():
+    from splat_trainer.synthetic import auto_workers, default_workers
+
+    assert auto_workers("cpu") == default_workers() and auto_workers("cuda") == 1 and auto_workers("cuda:1") == 1
+
+
+def test_an_error_in_a_worker_reaches_the_caller(tmp_path, monkeypatch):
+    """A view that fails in a worker process fails generate_scene with the worker's error (the pool does not hang
+    or swallow it). The error is planted through the workers' scene: a Grass whose height is not a number makes
+    every view's grass walk fail."""
+    from splat_trainer import synthetic
+
+    real = synthetic.make_outdoor
+    monkeypatch.setattr(synthetic, "make_outdoor",
+                        lambda *a, **kw: (lambda s: (setattr(s.grass, "height", "x"), s)[1])(real(*a, **kw)))
+    with pytest.raises(TypeError):
+        generate_scene(tmp_path, n_images=3, width=8, height=6, n_points=10, style="outdoor", detail=1, grass=0.08,
+                       workers=2)

@@ -16,6 +16,13 @@ model + PNG images, for tests and benchmarks. Two styles:
   unit, 2.4-5.2 mm wide at the root, tapering to a tip, leaning): thin, view-consistent 3D structure with
   parallax and self-occlusion where half of each view is now a flat textured plane. Untested on a GPU so far.
 
+Generation: each view (its image and its SfM points) is made from its pose and its own random draws, taken up
+front from the one stream seeded by the seed in the order the generator always took them. So `workers` processes
+(`--workers`, one torch thread each; default on the CPU all the CPUs this process may use, on a GPU 1) write the
+same files as one process, and the same files as before there were workers. On the CPU the rays are traced in
+tiles of CPU_TILE_RAYS. A script that calls generate_scene(workers > 1) needs the `if __name__ == "__main__":`
+guard (the workers are spawned).
+
 Why ray-traced analytic primitives: the ground truth is exact and textured at several frequencies, so test
 PSNR measures the trainer rather than SfM noise, and the same seed gives the same scene on any machine.
 The tracer is PyTorch, so it runs on a GPU for benchmark-sized scenes (200 x 1 MP) and on CPU for tests.
@@ -24,6 +31,7 @@ The tracer is PyTorch, so it runs on a GPU for benchmark-sized scenes (200 x 1 M
     python -m splat_trainer.synthetic OUT --style outdoor --images 320 --width 1152 --height 864 --points 200000
     python -m splat_trainer.synthetic OUT --style outdoor --foliage 40 --images 320 --width 1152 --height 864
     python -m splat_trainer.synthetic OUT --style outdoor --grass 0.08 --images 320 --width 1152 --height 864
+    python -m splat_trainer.synthetic OUT --style outdoor --images 320 --device cpu --workers 16
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +58,8 @@ STYLES = ("room", "outdoor")
 FAR_RADIUS = 80.0
 FAR_POINT_KEEP = 0.05
 DEFAULT_DETAIL = 8
+# rays traced at once on the CPU: a tile's temporaries stay in the caches instead of being fresh pages per operation
+CPU_TILE_RAYS = 1 << 15
 
 
 @dataclass
@@ -123,10 +135,23 @@ def _nearest_hits(origins: torch.Tensor, dirs: torch.Tensor, prim: Primitives, e
     hit = (dirs[:, 2] < 0) & (t_floor > 1e-4) & (t_floor < best_t)
     best_t = torch.where(hit, t_floor, best_t)
     kind = torch.where(hit, 1, kind)
+    # on the CPU, per component on contiguous columns: the sums (oc * dirs).sum(-1) makes, in the same order (the
+    # same bits), without the [R, 3] temporaries and the reduction kernel (a third of the CPU time went there); a
+    # GPU's reduction adds the three products in an order of its own, so it keeps the reduction (and its bits)
+    cpu = dirs.device.type == "cpu"
+    if cpu:
+        ox, oy, oz = (t.contiguous() for t in origins.unbind(-1))
+        dx, dy, dz = (t.contiguous() for t in dirs.unbind(-1))
     for s in range(prim.sphere_c.shape[0]):
-        oc = origins - prim.sphere_c[s]
-        b = (oc * dirs).sum(-1)
-        c = (oc * oc).sum(-1) - prim.sphere_r[s] ** 2
+        if cpu:
+            cx, cy, cz = prim.sphere_c[s]
+            ocx, ocy, ocz = ox - cx, oy - cy, oz - cz
+            b = ocx * dx + ocy * dy + ocz * dz
+            c = ocx * ocx + ocy * ocy + ocz * ocz - prim.sphere_r[s] ** 2
+        else:
+            oc = origins - prim.sphere_c[s]
+            b = (oc * dirs).sum(-1)
+            c = (oc * oc).sum(-1) - prim.sphere_r[s] ** 2
         disc = b * b - c
         t = -b - torch.sqrt(disc.clamp_min(0))
         hit = (disc > 0) & (t > 1e-4) & (t < best_t)
@@ -137,8 +162,9 @@ def _nearest_hits(origins: torch.Tensor, dirs: torch.Tensor, prim: Primitives, e
     for k in range(prim.box_min.shape[0]):
         t0 = (prim.box_min[k] - origins) * inv
         t1 = (prim.box_max[k] - origins) * inv
-        t_near = torch.minimum(t0, t1).amax(-1)
-        t_far = torch.maximum(t0, t1).amin(-1)
+        lo, hi = torch.minimum(t0, t1), torch.maximum(t0, t1)
+        t_near = torch.maximum(torch.maximum(lo[:, 0], lo[:, 1]), lo[:, 2])  # = lo.amax(-1), without a reduction
+        t_far = torch.minimum(torch.minimum(hi[:, 0], hi[:, 1]), hi[:, 2])
         hit = (t_near < t_far) & (t_near > 1e-4) & (t_near < best_t)
         best_t = torch.where(hit, t_near, best_t)
         kind = torch.where(hit, 3, kind)
@@ -206,14 +232,24 @@ def value_noise(p: torch.Tensor, freq: float, salt: int) -> torch.Tensor:
     f = q - i
     f = f * f * (3.0 - 2.0 * f)
     i = i.long()
+    # _hash01 of the 8 corners, with each axis' product (ix * 73856093, ...) made once for both of its corners
+    # (integer arithmetic: the same bits as calling _hash24 per corner)
+    ax = [(i[:, 0] + dx) * 73856093 for dx in (0, 1)]
+    ay = [(i[:, 1] + dy) * 19349663 for dy in (0, 1)]
+    az = [(i[:, 2] + dz) * 83492791 ^ (salt * 2654435761) for dz in (0, 1)]
+    fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
     out = torch.zeros(p.shape[0], device=p.device)
     for dx in (0, 1):
-        wx = f[:, 0] if dx else 1.0 - f[:, 0]
+        wx = fx if dx else 1.0 - fx
         for dy in (0, 1):
-            wy = f[:, 1] if dy else 1.0 - f[:, 1]
+            wxy = wx * (fy if dy else 1.0 - fy)  # wx * wy * wz * h multiplies left to right: share wx * wy
+            axy = ax[dx] ^ ay[dy]
             for dz in (0, 1):
-                wz = f[:, 2] if dz else 1.0 - f[:, 2]
-                out = out + wx * wy * wz * _hash01(i[:, 0] + dx, i[:, 1] + dy, i[:, 2] + dz, salt)
+                wz = fz if dz else 1.0 - fz
+                h = axy ^ az[dz]
+                h = (h ^ (h >> 13)) * 1274126177
+                h = (h ^ (h >> 16)) & 0xFFFFFF
+                out = out + wxy * wz * (h.float() / float(0x1000000))
     return out
 
 
@@ -660,9 +696,13 @@ def camera_poses(n: int, seed: int) -> list[np.ndarray]:
 
 
 def render_view(w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
-                prim, device: torch.device, supersample: int = 2) -> torch.Tensor:
+                prim, device: torch.device, supersample: int = 2, tile_rays: int | None = None) -> torch.Tensor:
     """uint8 [H, W, 3] image, box-filtered over supersample x supersample rays per pixel. `prim` is the room's
-    Primitives or an OutdoorScene."""
+    Primitives or an OutdoorScene. Rays are traced `tile_rays` at a time (default: CPU_TILE_RAYS on the CPU, all
+    at once on a GPU); every ray's colour is computed on its own, so tiling changes the time, not the image."""
+    device = torch.device(device)
+    if tile_rays is None:
+        tile_rays = CPU_TILE_RAYS if device.type == "cpu" else 0
     ss = supersample
     c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32, device=device)
     ys, xs = torch.meshgrid(
@@ -674,7 +714,8 @@ def render_view(w2c: np.ndarray, fx: float, fy: float, cx: float, cy: float, wid
     dirs = d_cam @ c2w[:3, :3].T
     dirs = dirs / dirs.norm(dim=-1, keepdim=True)
     origins = c2w[:3, 3].expand_as(dirs)
-    col, _ = trace_any(origins, dirs, prim)
+    tile = tile_rays if tile_rays > 0 else dirs.shape[0]
+    col = torch.cat([trace_any(origins[s:s + tile], dirs[s:s + tile], prim)[0] for s in range(0, dirs.shape[0], tile)])
     img = col.reshape(height, ss, width, ss, 3).mean(dim=(1, 3))
     return (img * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu()
 
@@ -685,36 +726,67 @@ def trace_any(origins: torch.Tensor, dirs: torch.Tensor, prim) -> tuple[torch.Te
     return trace(origins, dirs, prim)
 
 
+@dataclass
+class PointDraws:
+    """The random numbers behind a scene's SfM points, drawn up front from one stream seeded by the scene's seed,
+    in the order the generator has always drawn them (per view: ray x, ray y, and for outdoor scenes the far-point
+    lottery; then the noise of every point). A view's points are then a function of its own draws, so views can
+    be made in any order and by any number of processes, and the points are the same as when they were drawn view
+    after view during the tracing."""
+
+    per_view: int
+    views: list  # per view: (u_x [rays], u_y [rays], u_keep [rays] or None), uniforms in [0, 1)
+    noise: torch.Tensor  # [n_points, 3] standard normal
+
+
+def draw_points(seed: int, n_views: int, n_points: int, outdoor: bool) -> PointDraws:
+    g = torch.Generator(device="cpu").manual_seed(seed + 1)
+    per_view = max(1, math.ceil(n_points / n_views))
+    rays = per_view * 3 if outdoor else per_view
+    views = [(torch.rand(rays, generator=g), torch.rand(rays, generator=g),
+              torch.rand(rays, generator=g) if outdoor else None) for _ in range(n_views)]
+    return PointDraws(per_view, views, torch.randn((min(n_points, per_view * n_views), 3), generator=g))
+
+
+def view_points(prim, w2c: np.ndarray, fx, fy, cx, cy, width, height, per_view: int, draws: tuple, device
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One view's `per_view` SfM-like points before the noise (float32 [per_view, 3] surface hits of rays from the
+    camera, colours in [0, 1]), from its draws (PointDraws.views[i]). Outdoor: hits on the far sphere are kept
+    with probability FAR_POINT_KEEP (COLMAP's sparse background)."""
+    u_x, u_y, u_keep = draws
+    c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32)
+    px, py = u_x * width, u_y * height
+    d = torch.stack([(px - cx) / fx, (py - cy) / fy, torch.ones_like(px)], -1) @ c2w[:3, :3].T
+    d = (d / d.norm(dim=-1, keepdim=True)).to(device)
+    col, p = trace_any(c2w[:3, 3].to(device).expand_as(d), d, prim)
+    col, p = col.cpu(), p.cpu()
+    if u_keep is not None:
+        far = p.norm(dim=-1) > FAR_RADIUS * 0.99
+        keep = ~far | (u_keep < FAR_POINT_KEEP)
+        # kept rays first (in ray order), then, if a view is mostly sky, the dropped ones: exactly per_view
+        order = torch.cat([torch.nonzero(keep).squeeze(-1), torch.nonzero(~keep).squeeze(-1)])[:per_view]
+        col, p = col[order], p[order]
+    return p, col
+
+
 def sample_points(prim, poses: list[np.ndarray], fx, fy, cx, cy, width, height, n_points: int,
                   seed: int, device, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """SfM-like points: surface hits of random rays from the training cameras, with a little noise (``noise``
     scene units, standard deviation; 0 gives the exact hits, for tests of surfaces thinner than the noise).
     Points come in view order: the first ceil(n_points / n_views) from view 0, and so on (tests rely on it).
     Outdoor: hits on the far sphere are kept with probability FAR_POINT_KEEP (COLMAP's sparse background)."""
-    g = torch.Generator(device="cpu").manual_seed(seed + 1)
-    per_view = max(1, math.ceil(n_points / len(poses)))
-    outdoor = isinstance(prim, OutdoorScene)
-    rays = per_view * 3 if outdoor else per_view
-    xyz, rgb = [], []
-    for w2c in poses:
-        c2w = torch.tensor(np.linalg.inv(w2c), dtype=torch.float32)
-        px = torch.rand(rays, generator=g) * width
-        py = torch.rand(rays, generator=g) * height
-        d = torch.stack([(px - cx) / fx, (py - cy) / fy, torch.ones_like(px)], -1) @ c2w[:3, :3].T
-        d = (d / d.norm(dim=-1, keepdim=True)).to(device)
-        col, p = trace_any(c2w[:3, 3].to(device).expand_as(d), d, prim)
-        col, p = col.cpu(), p.cpu()
-        if outdoor:
-            far = p.norm(dim=-1) > FAR_RADIUS * 0.99
-            keep = ~far | (torch.rand(rays, generator=g) < FAR_POINT_KEEP)
-            # kept rays first (in ray order), then, if a view is mostly sky, the dropped ones: exactly per_view
-            order = torch.cat([torch.nonzero(keep).squeeze(-1), torch.nonzero(~keep).squeeze(-1)])[:per_view]
-            col, p = col[order], p[order]
-        xyz.append(p)
-        rgb.append(col)
-    xyz_t = torch.cat(xyz)[:n_points]
-    xyz_t = xyz_t + torch.randn(xyz_t.shape, generator=g) * noise  # SfM triangulation noise
-    return xyz_t.double().numpy(), (torch.cat(rgb)[:n_points] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    draws = draw_points(seed, len(poses), n_points, isinstance(prim, OutdoorScene))
+    views = [view_points(prim, w2c, fx, fy, cx, cy, width, height, draws.per_view, draws.views[i], device)
+             for i, w2c in enumerate(poses)]
+    return noisy_points([p for p, _ in views], [c for _, c in views], draws, noise)
+
+
+def noisy_points(xyz: list[torch.Tensor], rgb: list[torch.Tensor], draws: PointDraws, noise: float = 0.01
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The views' points in view order, cut to the scene's count, with the SfM triangulation noise added."""
+    n = draws.noise.shape[0]
+    xyz_t = torch.cat(xyz)[:n] + draws.noise * noise
+    return xyz_t.double().numpy(), (torch.cat(rgb)[:n] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def capture_imperfections(n: int, seed: int, exposure: float, pose_deg: float, pose_shift: float
@@ -739,14 +811,118 @@ def capture_imperfections(n: int, seed: int, exposure: float, pose_deg: float, p
     return gains, errors
 
 
+def default_workers() -> int:
+    """The CPUs this process may use: os.cpu_count(), lowered to its CPU affinity and to a cgroup CPU quota
+    (a container limited to 4 CPUs of a 64-core host counts 4)."""
+    n = os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        n = min(n, len(os.sched_getaffinity(0)))
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+def auto_workers(device: str | torch.device) -> int:
+    """The default number of workers: all the CPUs (default_workers()) when the views are traced on the CPU; one
+    on a GPU, where the tracing is the GPU's work and several processes sharing it have not been measured yet
+    (bench/synthetic_gen_workers.py --device cuda measures it)."""
+    return default_workers() if torch.device(device).type == "cpu" else 1
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup's quota (v2 cpu.max "QUOTA PERIOD", v1 cpu.cfs_quota_us / cpu.cfs_period_us),
+    None when unlimited or unknown."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class _ViewJob:
+    """What a worker needs to make any view of a scene: its image and its SfM points."""
+
+    prim: object  # Primitives or OutdoorScene, on the CPU (moved to `device` in the worker)
+    poses: list
+    intrinsics: tuple  # fx, fy, cx, cy
+    width: int
+    height: int
+    supersample: int
+    device: str
+    per_view: int
+    ready: dict = field(default_factory=dict)  # per process: the scene on its device
+
+
+_JOB: _ViewJob | None = None
+
+
+def _init_worker(job: _ViewJob) -> None:
+    # one thread per view, whatever the number of workers: the same arithmetic in every configuration
+    torch.set_num_threads(1)
+    global _JOB
+    _JOB = job
+    job.ready["prim"] = job.prim.to(torch.device(job.device))
+
+
+def _make_view(task: tuple[int, tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """View i's uint8 image [H, W, 3] and its SfM points before the noise (positions, colours), from its draws.
+    numpy arrays: torch would pass tensors between processes as shared-memory file descriptors, one per tensor
+    kept, which a scene of many views can run out of."""
+    i, draws = task
+    draws = tuple(None if u is None else torch.from_numpy(u) for u in draws)
+    job = _JOB
+    fx, fy, cx, cy = job.intrinsics
+    prim = job.ready["prim"]
+    img = render_view(job.poses[i], fx, fy, cx, cy, job.width, job.height, prim, torch.device(job.device),
+                      job.supersample)
+    xyz, rgb = view_points(prim, job.poses[i], fx, fy, cx, cy, job.width, job.height, job.per_view, draws,
+                           job.device)
+    return img.numpy(), xyz.numpy(), rgb.numpy()
+
+
+def _make_views(job: _ViewJob, draws: PointDraws, workers: int):
+    """Views 0..n-1 in order, made by `workers` processes (1: in this one). Each view is computed alone, with one
+    torch thread, from its pose and its own draws, so the result does not depend on `workers`."""
+    # numpy, not tensors, between processes (see _make_view)
+    tasks = [(i, tuple(None if u is None else u.numpy() for u in view)) for i, view in enumerate(draws.views)]
+    workers = max(1, min(workers, len(tasks)))
+    if workers == 1:
+        threads = torch.get_num_threads()
+        try:
+            _init_worker(job)
+            for task in tasks:
+                yield _make_view(task)
+        finally:
+            torch.set_num_threads(threads)
+        return
+    # spawn, not fork: a forked child inherits a parent's OpenMP and CUDA state, which can hang or fail
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(job,))
+    try:
+        yield from pool.map(_make_view, tasks)
+    finally:
+        # on an error (a view's or the caller's), the views not started are dropped instead of all made first
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, height: int = 24,
                    n_points: int = 2000, seed: int = 0, device: str | torch.device = "cpu",
                    supersample: int = 2, style: str = "room", detail: int = DEFAULT_DETAIL, foliage: int = 0,
                    exposure: float = 0.0, pose_deg: float = 0.0, pose_shift: float = 0.0,
-                   close: float = 0.0, grass: float = 0.0) -> Path:
+                   close: float = 0.0, grass: float = 0.0, workers: int = 1) -> Path:
     """Write OUT/sparse/0/{cameras,images,points3D}.bin, OUT/images/view_XXXX.png and OUT/scene.json.
     ``exposure``, ``pose_deg`` and ``pose_shift`` add a real capture's imperfections (capture_imperfections):
-    images are rendered from the true poses, then exposed; the model records the poses SfM would have found."""
+    images are rendered from the true poses, then exposed; the model records the poses SfM would have found.
+    ``workers`` processes make the views (default_workers() for all the CPUs); the files are the same for any
+    number of them."""
     if style not in STYLES:
         raise ValueError(f"style={style!r}: accepted {', '.join(STYLES)}")
     if detail < 1:
@@ -760,6 +936,9 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
                          f"{GRASS_MAX_HEIGHT} (below the cameras; e.g. 0.08), style outdoor only")
     if min(exposure, pose_deg, pose_shift) < 0:
         raise ValueError("exposure, pose_deg and pose_shift are standard deviations: >= 0")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: the number of processes making views, an integer >= 1 "
+                         f"(this machine: {default_workers()})")
     from PIL import Image as PILImage
 
     out = Path(out_dir)
@@ -767,10 +946,10 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
     images_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     if style == "outdoor":
-        prim = make_outdoor(seed, detail, foliage, grass).to(device)
+        prim = make_outdoor(seed, detail, foliage, grass)
         poses = outdoor_camera_poses(n_images, seed, close)
     else:
-        prim = make_primitives(seed).to(device)
+        prim = make_primitives(seed)
         poses = camera_poses(n_images, seed)
     fx = fy = 0.9 * width
     cx, cy = width / 2.0, height / 2.0
@@ -783,15 +962,19 @@ def generate_scene(out_dir: str | Path, n_images: int = 24, width: int = 32, hei
             img = (img.float() * torch.as_tensor(gains[i], dtype=torch.float32)).round().clamp(0, 255).to(torch.uint8)
         PILImage.fromarray(img.numpy()).save(images_dir / names[i], compress_level=1)
 
+    draws = draw_points(seed, n_images, n_points, style == "outdoor")
+    job = _ViewJob(prim, poses, (fx, fy, cx, cy), width, height, supersample, str(device), draws.per_view)
+    xyz, rgb = [], []
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = []
-        for i, w2c in enumerate(poses):
-            img = render_view(w2c, fx, fy, cx, cy, width, height, prim, device, supersample)
-            futures.append(pool.submit(save, (i, img)))
+        for i, (img, view_xyz, view_rgb) in enumerate(_make_views(job, draws, workers)):
+            futures.append(pool.submit(save, (i, torch.from_numpy(img))))
+            xyz.append(torch.from_numpy(view_xyz))
+            rgb.append(torch.from_numpy(view_rgb))
         for f in futures:
             f.result()
 
-    xyz, rgb = sample_points(prim, poses, fx, fy, cx, cy, width, height, n_points, seed, device)
+    xyz, rgb = noisy_points(xyz, rgb, draws)
     cameras = {1: Camera(1, "PINHOLE", width, height, np.array([fx, fy, cx, cy]))}
     recorded = [errors[i] @ w2c for i, w2c in enumerate(poses)]
     images = {
@@ -836,10 +1019,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grass", type=float, default=0.0,
                     help="outdoor: height of a layer of grass blades over the ground within 12 units of the centre "
                          f"(scene units, e.g. 0.08; at most {GRASS_MAX_HEIGHT}); 0: none")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="where the views are traced (default: cuda when available, else cpu)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes making views, one torch thread each; the files are the same for any number "
+                         f"(default: with --device cpu the CPUs this process may use, here {default_workers()}; "
+                         "on a GPU 1)")
     a = ap.parse_args(argv)
+    if a.workers is None:
+        a.workers = auto_workers(a.device)
+    if a.workers < 1:
+        ap.error(f"--workers {a.workers}: the number of processes making views, at least 1")
     generate_scene(a.out, a.images, a.width, a.height, a.points, a.seed, a.device, a.supersample, a.style, a.detail,
-                   a.foliage, a.exposure, a.pose_deg, a.pose_shift, a.close, a.grass)
+                   a.foliage, a.exposure, a.pose_deg, a.pose_shift, a.close, a.grass, a.workers)
     print(f"wrote {a.images} views of {a.width}x{a.height} and {a.points} points to {a.out}")
     return 0
 
