@@ -47,6 +47,22 @@ def test_cli_json(corpus: Path, capsys) -> None:
     assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["accuracy"] == 0.8 and figures["targets_met"]["accuracy"] is False
+    assert "claim_precision" in figures["targets_met"] and figures["mistakes"]
+
+
+def test_no_cases_shows_the_figures_and_no_case_id(tmp_path: Path, capsys) -> None:
+    ids = [f"case-{n:03d}" for n in range(len(CASES))]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, **c}) + "\n" for i, c in zip(ids, CASES)), encoding="utf-8")
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0"]) == 0
+    shown = capsys.readouterr().out
+    assert "mistakes:" in shown and any(i in shown for i in ids)
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--no-cases"]) == 0
+    text = capsys.readouterr().out
+    assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--no-cases", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert "accuracy: 0.800" in text and figures["accuracy"] == 0.8 and figures["mistakes"] == []
+    assert not any(i in text for i in ids) and "mistakes:" not in text
 
 
 @pytest.mark.parametrize(
