@@ -173,13 +173,8 @@ def run_ours(scene_dir: Path, steps: int, eval_at: list[int], device: str, backe
         if timer:
             timer.cancel()
     m = result.metrics
-    peak = [m["peak_gpu_memory_bytes"], torch.cuda.max_memory_reserved(device) if device.startswith("cuda") else None]
-    if state_dir is not None and device.startswith("cuda"):  # the peak of every command of the run
-        peaks = [*json.loads((state_dir / "peaks.json").read_text()), peak] if (state_dir / "peaks.json").is_file() \
-            else [peak]
-        (state_dir / "peaks.json").write_text(json.dumps(peaks))
-        peak = [max(p[0] for p in peaks), max(p[1] for p in peaks)]
-    return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": peak[0], "peak_gpu_reserved_bytes": peak[1],
+    return {"steps_per_s": m["steps_per_s"], "peak_gpu_memory_bytes": m["peak_gpu_memory_bytes"],
+            "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved(device) if device.startswith("cuda") else None,
             "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
             "psnr": {k: v["psnr"] for k, v in m["eval"].items()}, "ssim": {k: v["ssim"] for k, v in m["eval"].items()},
             "eval_train_time_s": m.get("eval_train_time_s", {}),
@@ -214,6 +209,16 @@ def run_baseline(scene_dir: Path, steps: int, eval_at: list[int], device: str, b
                 "psnr": {k: v["psnr"] for k, v in evals.items()},
                 "eval_train_time_s": {k: v["train_time_s"] for k, v in evals.items()},
                 "gaussians": progress["gaussians"], "history": history, "steps": progress["step"]}
+
+
+def peak_over_commands(state: Path, result: dict) -> dict:
+    """A run continued across commands: its peak memory is the highest of every command's (kept in the state)."""
+    record = state / "peaks.json"
+    peaks = [*(json.loads(record.read_text()) if record.is_file() else []),
+             [result.get("peak_gpu_memory_bytes") or 0, result.get("peak_gpu_reserved_bytes") or 0]]
+    state.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(peaks))
+    return {"peak_gpu_memory_bytes": max(p[0] for p in peaks), "peak_gpu_reserved_bytes": max(p[1] for p in peaks)}
 
 
 def _save_atomically(obj, path: Path) -> None:
@@ -266,7 +271,7 @@ def _baseline_loop(scene_dir, steps, eval_at, device, backend, on_eval, time_lim
     train_ids = scene.train_ids
     g = torch.Generator().manual_seed(0)
     order: list[int] = []
-    start, peaks = 0, []
+    start = 0
     if state_path is not None and state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         if saved["steps"] != steps:
@@ -280,7 +285,7 @@ def _baseline_loop(scene_dir, steps, eval_at, device, backend, on_eval, time_lim
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=0.01 ** (1.0 / steps))
         scheduler.load_state_dict(saved["scheduler"])
         state = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in saved["strategy_state"].items()}
-        start, train_time, order, peaks = saved["step"], saved["train_time_s"], saved["order"], saved["peaks"]
+        start, train_time, order = saved["step"], saved["train_time_s"], saved["order"]
         history[:], evals_saved = saved["history"], saved["evals"]
         evals.update(evals_saved)
         g.set_state(saved["order_rng"])
@@ -346,19 +351,15 @@ def _baseline_loop(scene_dir, steps, eval_at, device, backend, on_eval, time_lim
             on_eval({"psnr": {k: v["psnr"] for k, v in evals.items()}, "gaussians": len(splats["means"]),
                      "steps_per_s": round((step + 1) / train_time, 2), "partial": True})
         done = step + 1
-    memory = cuda_memory(device)
-    peaks = [*peaks, [memory["peak_gpu_memory_bytes"], memory["peak_gpu_reserved_bytes"]]]
-    if dev.type == "cuda":  # the peak of every command of the run, not only this one's
-        memory = {"peak_gpu_memory_bytes": max(p[0] for p in peaks), "peak_gpu_reserved_bytes": max(p[1] for p in peaks)}
     if state_path is not None and status == "interrupted":
-        _save_atomically({"steps": steps, "step": done, "train_time_s": train_time, "order": order, "peaks": peaks,
+        _save_atomically({"steps": steps, "step": done, "train_time_s": train_time, "order": order,
                           "splats": {k: v.detach() for k, v in splats.items()},
                           "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                           "scheduler": scheduler.state_dict(), "strategy_state": state, "history": history,
                           "evals": evals, "order_rng": g.get_state(), "rng_cpu": torch.get_rng_state(),
                           "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}, state_path)
         print(f"[baseline] stopped at step={done}; state saved to {state_path}", flush=True)
-    return {"steps_per_s": round(done / train_time, 2) if train_time else None, **memory,
+    return {"steps_per_s": round(done / train_time, 2) if train_time else None, **cuda_memory(device),
             "psnr": {k: v["psnr"] for k, v in evals.items()}, "ssim": {k: v["ssim"] for k, v in evals.items()},
             "eval_train_time_s": {k: v["train_time_s"] for k, v in evals.items()},
             "gaussians": len(splats["means"]), "train_time_s": round(train_time, 3), "steps": done,
@@ -672,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = run_ours(scene_dir, a.steps, eval_at, a.device, a.backend, variants[name],
                                      on_eval=on_eval, gpu_total_bytes=gpu_total, time_limit_s=left,
                                      log_every=a.log_every or None, state_dir=state, until_step=a.until_step or None)
+        if state is not None and a.device.startswith("cuda"):
+            results[name].update(peak_over_commands(state, results[name]))
         if state is not None and results[name].get("status") == "completed":
             (state / "result.json").write_text(json.dumps(results[name]))
             # the resumable state is 0.7 KB a Gaussian (parameters and Adam's moments): gigabytes at 4 M

@@ -210,3 +210,11 @@ def test_gen_workers_reach_the_generator_and_fewer_than_one_is_refused(bench, tm
     with pytest.raises(SystemExit):
         bench.main(["--device", "cpu", "--backend", "torch", "--gen-workers", "0"])
     assert "--gen-workers 0: the number of processes generating the scene, at least 1" in capsys.readouterr().err
+
+
+def test_the_peak_memory_of_a_continued_run_is_the_highest_of_its_commands(bench, tmp_path):
+    state = tmp_path / "baseline"
+    first = bench.peak_over_commands(state, {"peak_gpu_memory_bytes": 7, "peak_gpu_reserved_bytes": 9})
+    second = bench.peak_over_commands(state, {"peak_gpu_memory_bytes": 5, "peak_gpu_reserved_bytes": 11})
+    assert first == {"peak_gpu_memory_bytes": 7, "peak_gpu_reserved_bytes": 9}
+    assert second == {"peak_gpu_memory_bytes": 7, "peak_gpu_reserved_bytes": 11}
