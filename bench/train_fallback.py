@@ -330,11 +330,13 @@ def _classifiers(catalog, model_for):
 
     `model_for(log)` picks the fallback model (on train: the one whose training folds left the log out).
     """
-    from incident_responder.classify.engine import _unknown, fill_command, find_hits  # the engine's own no-rule answer
+    # the engine's own no-rule answer, and what its fallback reads (from the same find_hits, not a second one)
+    from incident_responder.classify.engine import _unknown, _without_lines, fill_command, find_hits
 
     def fallback_alone(log, cat):
         _, tracebacks, doc = find_hits(log, cat)
-        guessed = fallback.diagnose(fallback_input(log, cat), cat, lambda t: fill_command(t, {}), model_for(log))
+        guessed = fallback.diagnose(_without_lines(log, doc.refused), cat, lambda t: fill_command(t, {}),
+                                    model_for(log))
         return guessed or _unknown(doc, cat, {}, tracebacks)
 
     def rules_alone(log, cat):
