@@ -41,9 +41,23 @@ def trained(tmp_path_factory):
     return result, lines, paths
 
 
-def test_training_improves_test_psnr(trained):
-    result, _, _ = trained
+def test_training_improves_test_psnr(tmp_path):
+    """Optimization alone (no densification, no opacity reset) on the tiny scene: +1.46 to +2.94 dB on the two
+    held-out views over 120 steps for generator seeds 0-7. The shared run above densifies 250 points into about
+    1,300 on 6 views of 20x15 and resets opacity 60 steps before its end: on so small a scene that over-fits,
+    and its gain ranged from +0.19 to +1.69 dB across seeds, so it could not tell a broken optimizer from an
+    unlucky seed."""
+    from splat_trainer.dataset import load_scene
+    from splat_trainer.synthetic import generate_scene
+
+    from .conftest import TINY
+
+    scene = load_scene(generate_scene(tmp_path / "scene", **TINY), test_every=4)
+    cfg = tiny_config(max_steps=120, eval_steps=[1, 120], log_every=60, refine_stop_iter=0, reset_every=10**6,
+                      sh_degree_interval=30)
+    result = train(cfg, scene, TrainPaths(tmp_path / "model", tmp_path / "ckpt"), device="cpu", log=lambda s: None)
     evals = result.metrics["eval"]
+    assert result.metrics["densification_events"]["split"] == 0 and len(result.splats["means"]) == TINY["n_points"]
     assert evals["120"]["psnr"] > evals["1"]["psnr"] + 1.0, evals
 
 
