@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,10 @@ def test_cli_prints_tables_and_targets(corpus: Path, capsys) -> None:
     assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0.2"]) == 0
     out = capsys.readouterr().out
     for fragment in ("accuracy: 0.800", "confusion (rows: label", "wrong claims on unknown cases: 1/3",
-                     "throughput:", "MISS accuracy", "MET  one_mb_ms", "calibration (confidence band"):
+                     "throughput:", "MISS accuracy", "calibration (confidence band"):
         assert fragment in out, out
+    # the speed target's line is printed; whether it is met depends on the machine's load (no timed assertions)
+    assert re.search(r"^  (MET  |MISS )one_mb_ms = \d+\.\d+ \(target <= 100\.0\)$", out, re.M), out
 
 
 def test_cli_json(corpus: Path, capsys) -> None:
