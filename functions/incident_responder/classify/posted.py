@@ -46,6 +46,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from itertools import accumulate
 
 import incident_responder.matching as matching
@@ -410,9 +411,9 @@ def view(text: str) -> View:
         tail_start = shown.find("\n", len(shown) - SAMPLE_CHARS) + 1
         if 0 < head_end < tail_start:
             tail_line = shown.count("\n", 0, tail_start)
-            segments = [(0, 0, shown[:head_end]),
-                        (shown.count("\n", 0, head_end + 1), head_end + 1, shown[head_end + 1:tail_start - 1]),
-                        (tail_line, tail_start, shown[tail_start:])]
+            # the middle last: the extra lines' budget goes to the ends first
+            segments = [(0, 0, shown[:head_end]), (tail_line, tail_start, shown[tail_start:]),
+                        (shown.count("\n", 0, head_end + 1), head_end + 1, shown[head_end + 1:tail_start - 1])]
         else:
             segments = []  # a few huge lines: nothing a terminal wrapped
     for first_line, first_char, segment in segments:
@@ -452,10 +453,10 @@ def _find_cuts(segment: str, first_line: int, first_char: int, add) -> None:
     head = min(len(segment), SAMPLE_CHARS)
     if newlines and head >= MIN_MEAN_LINE_CHARS * (newlines + 1):
         lines = segment.split("\n")
-        runs = _wrapped_runs(lines)
-        # where each line ends (without its line break: + the line breaks before it), only when needed
-        ends = list(accumulate(map(len, lines))) if runs else []
-        for first, cont in runs:
+        ends: list[int] = []  # where each line ends (without its line break: + the line breaks before it)
+        for first, cont in _wrapped_runs(lines):  # found one at a time: none past the budget
+            if not ends:
+                ends = list(accumulate(map(len, lines)))
             # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
             # space (a copy trims it): both joins are read.
             joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
@@ -509,7 +510,7 @@ def _indexes(lengths: list[int], width: int) -> list[int]:
         return found
 
 
-def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
+def _wrapped_runs(lines: list[str]) -> Iterator[tuple[int, int]]:
     """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
     run), 0-based."""
     lengths = list(map(len, lines))
@@ -517,7 +518,6 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     wrap = _wrap_width(counts)
     widths = TERMINAL_WIDTHS if wrap is None else TERMINAL_WIDTHS | {wrap}
     at_wrap = sorted(index for width in widths if counts.get(width) for index in _indexes(lengths, width))
-    runs = []
     position = 0
     while position < len(at_wrap):
         first = last = at_wrap[position]
@@ -532,5 +532,4 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
         if cont >= len(lines) or not _continues(lines[last], lines[cont], inferred):
             cont = last  # nothing continues the run: its cut lines are still one line
         if cont > first:
-            runs.append((first, cont))
-    return runs
+            yield first, cont

@@ -158,3 +158,16 @@ def test_a_record_start_is_told_as_its_pattern_tells_it() -> None:
     samples += ["".join(rng.choice("0123456789-/:. x٣") for _ in range(rng.randint(0, 11))) for _ in range(20_000)]
     for line in samples:
         assert posted._starts_record(line) == (posted._RECORD_START.match(line) is not None), repr(line)
+
+
+def test_the_middles_joins_leave_the_ends_their_budget(catalog) -> None:
+    """In a long log wrapped throughout, the middle holds more joins than posted.MAX_EXTRA_CHARS: the ends
+    (where the error is) are joined first."""
+    from incident_responder.classify import posted
+
+    posted_form = next(t for m, f, t, _ in FORMS if m == "ecr_bootstrap_repository" and f == "terminal_wrapped_at_79_columns")
+    words = "INFO loading the scene and its shards one at a time from the bucket for step " * 40_000
+    lines = [words[i:i + 79] for i in range(0, 79 * 30_000, 79)]
+    assert 79 * len(lines) > 2 * posted.MAX_EXTRA_CHARS
+    diagnosis = classify("\n".join([*lines, posted_form]), catalog=catalog)
+    assert diagnosis.rule_id == "cdk_bootstrap_trust.bootstrap_resource_missing", diagnosis
