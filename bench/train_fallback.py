@@ -22,7 +22,9 @@ train file gives the same model file. numpy is needed here only; the Lambda scor
 5. The final model is trained on all of train, with T and the threshold from steps 3-4.
 
 The model learns from `log` and `label` only; it reads each log as the Lambda's fallback does
-(engine.fallback_input: without the lines a rule's `exclude` refused). `also` is read for scoring alone: an out-of-fold answer equal to
+(engine.fallback_input, the same engine.fallback_reading that classify() scores: the log's posted view,
+escaped strings decoded and wrapped lines joined in place of their lines, without the lines a rule's
+`exclude` refused). `also` is read for scoring alone: an out-of-fold answer equal to
 a case's `also` counts as right in the calibration and the threshold, as bench/classifier_eval.py scores it
 (a second answer that is equally right). `note` and `cause` are a labeller's words, not what the Lambda sees.
 """
@@ -279,7 +281,7 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
     """(the model file's content, the out-of-fold details for the report)."""
     raw = path.read_bytes()
     rows = read_rows(path)
-    # what the Lambda's fallback reads: the log without the lines a rule refused by its `exclude`
+    # what the Lambda's fallback reads: the log's posted view without the lines a rule refused by its `exclude`
     catalog = load_catalog()
     docs = [fallback.document_features(fallback_input(r["log"], catalog)) for r in rows]
     labels = [r["label"] for r in rows]
@@ -331,12 +333,12 @@ def _classifiers(catalog, model_for):
     `model_for(log)` picks the fallback model (on train: the one whose training folds left the log out).
     """
     # the engine's own no-rule answer, and what its fallback reads (from the same find_hits, not a second one)
-    from incident_responder.classify.engine import _unknown, _without_lines, fill_command, find_hits
+    from incident_responder.classify.engine import _unknown, fallback_reading, fill_command, find_hits
 
     def fallback_alone(log, cat):
         _, tracebacks, doc = find_hits(log, cat)
-        guessed = fallback.diagnose(_without_lines(log, doc.refused), cat, lambda t: fill_command(t, {}),
-                                    model_for(log))
+        reading, shown = fallback_reading(doc)
+        guessed = fallback.diagnose(reading, cat, lambda t: fill_command(t, {}), model_for(log), line_of=shown.line)
         return guessed or _unknown(doc, cat, {}, tracebacks)
 
     def rules_alone(log, cat):

@@ -83,6 +83,7 @@ class _Document:
         # lines that rules' patterns matched and their `exclude` refused, and no rule took (a known
         # non-deciding form of a message): view line numbers while matching, the text's own after find_hits
         self.refused: set[int] = set()
+        self.refused_view: set[int] = set()  # the same, as view lines (added lines included)
         self._original_lines: list[str] | None = None
 
     def quote(self, view_line: int, shown: str) -> str:
@@ -455,6 +456,7 @@ def find_hits(text: str, catalog: Catalog) -> tuple[list[Hit], list[Traceback], 
     tracebacks = _tracebacks(doc, headers) if headers else []
     if tracebacks and catalog.traceback_rules:
         hits.extend(_traceback_hits(catalog, tracebacks))
+    doc.refused_view = doc.refused
     doc.refused = {shown.line(line) for line in doc.refused if not shown.is_extra(line)}
     if not shown.identity:
         hits = _on_text_lines(hits, shown)
@@ -502,12 +504,23 @@ def _without_lines(text: str, lines: set[int]) -> str:
     return "\n".join(parts)
 
 
+def fallback_reading(doc: _Document) -> tuple[str, posted.View]:
+    """What the learned fallback reads of a text (from find_hits' document), and the view that maps its
+    lines back to the text's: the posted view, as rules read it (colour codes, CI prefixes, entities and
+    curly quotes gone), with each escaped line replaced by the lines it decodes into and each wrapped run
+    or cut quotation by its joined lines (the log as its author saw it, once), and without the lines a rule
+    refused by its `exclude` (a wording the catalog knows does not decide, such as a warning the run
+    survives), so that the statistical guess cannot decide on what a rule has ruled out. Line for line
+    with the view (emptied lines stay, empty)."""
+    shown = doc.view
+    blank = doc.refused_view if shown.identity else doc.refused_view | shown.replaced()
+    return _without_lines(doc.text, blank), shown
+
+
 def fallback_input(text: str, catalog: Catalog | None = None) -> str:
-    """What the learned fallback reads of a text: the text without the lines a rule refused by its `exclude`
-    (a wording the catalog knows does not decide, such as a warning the run survives), so that the statistical
-    guess cannot decide on what a rule has ruled out. The trainer reads train through this too."""
+    """What the learned fallback reads of a text (fallback_reading). The trainer reads train through this."""
     _, _, doc = find_hits(text, catalog or load_catalog())
-    return _without_lines(text, doc.refused)
+    return fallback_reading(doc)[0]
 
 
 def _cap_note(doc: _Document) -> list[EvidenceLine]:
@@ -545,8 +558,9 @@ def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Cata
     if structured:
         diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
     elif not hits:  # only here may the learned fallback answer: it never overrides a rule
-        guessed = fallback.diagnose(_without_lines(text, doc.refused), catalog,
-                                    lambda template: fill_command(template, clean_names))
+        reading, shown = fallback_reading(doc)
+        guessed = fallback.diagnose(reading, catalog, lambda template: fill_command(template, clean_names),
+                                    line_of=shown.line)
         diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks)
     else:
         diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)

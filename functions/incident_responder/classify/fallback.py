@@ -11,6 +11,11 @@ answers with that score were right there. It answers only when the confidence re
 threshold chosen on those predictions (precision of its answers >= 99.5%); below it the answer
 stays `unknown`.
 
+It reads the log as rules do, as it was posted (the engine passes `engine.fallback_reading`: the
+posted view, colour codes and CI prefixes gone, escaped strings decoded and wrapped lines joined in
+place of the lines they come from, refused lines emptied); the trainer reads train through the same
+function, so a word split by a colour code or glued to an escape is the word the model learned.
+
 Everything here is linear in the text: the text is cut to its first and last `WINDOW_CHARS`,
 lines to `LINE_CHARS`, and tokenised with `str.translate` + `str.split` (no regular expressions).
 """
@@ -265,10 +270,13 @@ RULE_PREFIX = "fallback."
 EVIDENCE_CHARS = 300
 
 
-def diagnose(text: str, catalog: Catalog, fill: Callable[[str], str], model: Model | None = None) -> Diagnosis | None:
+def diagnose(text: str, catalog: Catalog, fill: Callable[[str], str], model: Model | None = None,
+             line_of: Callable[[int], int] | None = None) -> Diagnosis | None:
     """The fallback's Diagnosis for a text no rule matched, or None when it abstains.
 
-    `fill` turns an investigation-command template into a command (the engine's, with the incident's names).
+    `text` is what the fallback reads (the engine's fallback_reading: the log's posted view); `line_of`
+    maps its line numbers to the log's own (the view's `line`) for the evidence. `fill` turns an
+    investigation-command template into a command (the engine's, with the incident's names).
     """
     if os.environ.get(SWITCH, "on").strip().lower() in ("off", "0", "false", "no"):
         return None
@@ -281,7 +289,8 @@ def diagnose(text: str, catalog: Catalog, fill: Callable[[str], str], model: Mod
     drivers = ", ".join(f"'{t}'" for t in guess.top_tokens) or "the log's wording as a whole"
     title = (f"Statistical guess, no rule matched: looks like {category.value} "
              f"(learned fallback, p={guess.confidence:.2f}); driven by {drivers}")
-    evidence = [EvidenceLine(line=n, text=_clip(line), source="input") for n, line in guess.evidence]
+    evidence = [EvidenceLine(line=line_of(n) if line_of else n, text=_clip(line), source="input")
+                for n, line in guess.evidence]
     return Diagnosis(
         category=category,
         cause=CAUSE,

@@ -20,7 +20,8 @@ rules read:
   * a terminal-wrapped run: a line exactly as long as the text's wrap width, joined to the lines
     that continue it. The width is inferred, never assumed: the longest line length (40 to 400
     characters) that at least two lines reach and that more lines reach than exceed it (a
-    terminal cuts every longer line there); a line at a common terminal width (80, 100, 120, 132
+    terminal cuts every longer line there; in a text over 128 KiB, on its first 64 KiB, its last
+    64 KiB and what lies between, each on its own); a line at a common terminal width (80, 100, 120, 132
     columns, or one less) whose cut falls inside a word ("con" / "tainer") is joined even without
     that evidence. Never joined to an empty, indented (two spaces, a TAB) or
     Markdown fence line; joined as cut and with a space at each cut (a cut at a word boundary loses
@@ -44,7 +45,8 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from itertools import accumulate
 
 import incident_responder.matching as matching
@@ -82,6 +84,7 @@ _LOOKALIKES = {
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
 }
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
+_LOOKALIKE = matching.compile("[" + "".join(_LOOKALIKES) + "]")
 
 # A line that holds an escaped line break or quote (found over bytes: one match per such line).
 _ESCAPED_LINE = matching.compile(rb'[^\n]*\\[n"\'][^\n]*')
@@ -94,8 +97,24 @@ _QUOTE_CUTS = tuple(
     for quote in ("'", '"')
 )
 MAX_QUOTE_CUT_CHARS = 400
-_RECORD_START = matching.compile(r"\d{2,4}[-/:.]\d{2}[-/:.]\d{2}")
 MAX_QUOTE_JOINS = 200
+_RECORD_START = matching.compile(r"\d{2,4}[-/:.]\d{2}[-/:.]\d{2}")  # what _starts_record checks, as a pattern
+_DIGITS = frozenset("0123456789")
+_SEPARATORS = frozenset("-/:.")
+
+
+def _starts_record(line: str) -> bool:
+    """Whether `line` starts as _RECORD_START matches (a date or a time: `2024-05-01`, `10:00:01`), without
+    a call into RE2 (a long log has thousands of candidate lines, and a call costs more than this)."""
+    digits = 0
+    while digits < 5 and line[digits:digits + 1] in _DIGITS:
+        digits += 1
+    if not 2 <= digits <= 4:
+        return False
+    rest = line[digits:digits + 6]
+    return (len(rest) == 6 and rest[0] in _SEPARATORS and rest[1] in _DIGITS and rest[2] in _DIGITS
+            and rest[3] in _SEPARATORS and rest[4] in _DIGITS and rest[5] in _DIGITS)
+
 
 #: Wrap widths are looked for only in texts whose lines average this many characters or more
 #: (a terminal's output; not a million empty lines).
@@ -148,6 +167,19 @@ class View:
         index, offset = self._find(view_line)
         return index >= 0 and offset < len(self._blocks[index])
 
+    def replaced(self) -> set[int]:
+        """View lines of the text that added lines stand for: a line whose escaped text was decoded,
+        the lines of a joined wrapped run or cut quotation. Read in place of them, the added lines
+        give the log as its author saw it, once (what the learned fallback reads)."""
+        afters = [start - before - 1 for start, before in zip(self._starts, self._before)]
+        total = self._before[-1] + len(self._blocks[-1]) if self._blocks else 0
+        out: set[int] = set()
+        for first, last in {span for block in self._blocks for span in block}:
+            for line in range(first, last + 1):
+                index = bisect_left(afters, line)  # blocks inserted before this line of the text
+                out.add(line + (self._before[index] if index < len(afters) else total))
+        return out
+
     def covers(self, view_line: int) -> range:
         """The original lines a view line stands for."""
         if self.is_extra(view_line):
@@ -158,14 +190,21 @@ class View:
         return range(line, line + 1)
 
 
+#: An escaped ESC (in a JSON string, a Python repr, a shell string): the colour code after it is decoded
+#: with it (`\u001b[31m` reads as ESC [31m, then goes), never taken for one that lost its ESC.
+_ESCAPED_ESC = ("\\x1b", "\\x1B", "\\u001b", "\\u001B", "\\033", "\\e")
+
+
 def _without_sgr(text: str, opener: str, least: int) -> str:
     """`text` without SGR colour codes (`<opener>1;31m`), by splitting: a coloured log holds one
     or two per line, and a call per code would cost more than the rest of the view."""
     pieces = text.split(opener)
     out = [pieces[0]]
+    lost_esc = opener == "["
     for piece in pieces[1:]:
         rest = piece.lstrip("0123456789;")
-        if rest[:1] == "m" and least <= len(piece) - len(rest) <= 48:
+        if (rest[:1] == "m" and least <= len(piece) - len(rest) <= 48
+                and not (lost_esc and out[-1].endswith(_ESCAPED_ESC))):
             out.append(rest[1:])
         else:
             out.append(opener)
@@ -180,9 +219,18 @@ def _ansi_free(text: str) -> str:
         # (a text denser in them is a terminal animation or binary, not a log to read)
         if "\x1b" in text and text.count("\x1b") <= MAX_OTHER_ESCAPES:
             text = replace(_ANSI, "", text)
-    if "[0m" in _sample(text):
+    if _has_reset(text):
         text = _without_sgr(text, "[", 1)
     return text
+
+
+_RESET = matching.compile(r"\[0m")
+
+
+def _has_reset(text: str) -> bool:
+    """Whether the text holds a colour reset that lost its ESC (`[0m`): RE2 finds it faster than `in`
+    (whose search for a short needle slows down on a log full of `[`)."""
+    return "[" in text and _RESET.search(text) is not None
 
 
 def shown_line(line: str) -> str:
@@ -241,9 +289,9 @@ def _entities(text: str) -> str:
     return text.replace("&amp;", "&")
 
 
-#: A text longer than twice this is looked at only at its two ends to decide which forms it is in
-#: (a search of the whole text per form costs about 1 ms a MB each; a posted log is short, a long
-#: log is in one form throughout or ends with the error).
+#: In a text longer than twice this, the forms a program writes on every line (a CI runner's time, a
+#: console's time column) are looked for at its two ends (a log is in one such form throughout); each
+#: wrap width is inferred on the first and last this many characters and on what lies between.
 SAMPLE_CHARS = 64 * 1024
 
 
@@ -252,19 +300,23 @@ def _sample(text: str) -> str:
 
 
 def clean(text: str) -> str:
-    """The text line for line, as it was shown (see the module's doc)."""
+    """The text line for line, as it was shown (see the module's doc).
+
+    Forms that one line of a long log may be in (a coloured line, one copied from a web page) are looked
+    for in the whole text (a scan for a character costs well under 1 ms a MB); the forms a program writes
+    on every line (a CI runner's time, a console's time column) on the text's two ends."""
     sample = _sample(text)
-    if "\r" in sample:
+    if "\r" in text:
         text = text.replace("\r\n", "\n")
-    if "\x1b" in text or "[0m" in sample:
+    if "\x1b" in text or _has_reset(text):
         text = _ansi_free(text)
     if _CI_HINT.search(sample) is not None:
         text = replace(_CI_PREFIX, _ci_prefix, _without_runner_times(text))
     if "\t" in sample and _CONSOLE_PREFIX.search(sample) is not None:
         text = replace(_CONSOLE_PREFIX, "", text)
-    if "&" in sample and _ENTITY.search(sample) is not None:
+    if "&" in text and _ENTITY.search(text) is not None:
         text = _entities(text)
-    if not sample.isascii() and any(char in sample for char in _LOOKALIKES):
+    if not text.isascii() and _LOOKALIKE.search(text) is not None:
         text = text.translate(_LOOKALIKE_TABLE)
     return text
 
@@ -350,14 +402,18 @@ def view(text: str) -> View:
             if _escape_count(line) >= 2 and not add(line_no, match.end(), _decoded(line), line_no + 1, line_no + 1):
                 break
 
-    # Wrapped runs and cut quotations are looked for in the whole of a short text (a posted log),
-    # in the first and last 64 KiB of a long one (where its header and its error are).
+    # Wrapped runs and cut quotations are looked for in the whole text: a short text (a posted log) as
+    # one, a long one as its first 64 KiB, its last 64 KiB (where its header and its error are; each
+    # with its own wrap width) and what lies between (a wrapped or quoted line in the middle of a long log).
     segments: list[tuple[int, int, str]] = [(0, 0, shown)]  # (first line, first character, text)
     if ascii_only and len(shown) > 2 * SAMPLE_CHARS:
         head_end = shown.rfind("\n", 0, SAMPLE_CHARS)
         tail_start = shown.find("\n", len(shown) - SAMPLE_CHARS) + 1
         if 0 < head_end < tail_start:
-            segments = [(0, 0, shown[:head_end]), (shown.count("\n", 0, tail_start), tail_start, shown[tail_start:])]
+            tail_line = shown.count("\n", 0, tail_start)
+            # the middle last: the extra lines' budget goes to the ends first
+            segments = [(0, 0, shown[:head_end]), (tail_line, tail_start, shown[tail_start:]),
+                        (shown.count("\n", 0, head_end + 1), head_end + 1, shown[head_end + 1:tail_start - 1])]
         else:
             segments = []  # a few huge lines: nothing a terminal wrapped
     for first_line, first_char, segment in segments:
@@ -397,12 +453,14 @@ def _find_cuts(segment: str, first_line: int, first_char: int, add) -> None:
     head = min(len(segment), SAMPLE_CHARS)
     if newlines and head >= MIN_MEAN_LINE_CHARS * (newlines + 1):
         lines = segment.split("\n")
-        ends = list(accumulate(len(line) + 1 for line in lines))
-        for first, cont in _wrapped_runs(lines):
+        ends: list[int] = []  # where each line ends (without its line break: + the line breaks before it)
+        for first, cont in _wrapped_runs(lines):  # found one at a time: none past the budget
+            if not ends:
+                ends = list(accumulate(map(len, lines)))
             # A terminal cuts inside a word ("con" / "tainer"); a cut at a word boundary loses the
             # space (a copy trims it): both joins are read.
             joined = ["".join(lines[first:cont + 1])[:MAX_LINE_CHARS], " ".join(lines[first:cont + 1])[:MAX_LINE_CHARS]]
-            if not add(first_line + cont, first_char + ends[cont] - 1, joined, first_line + first + 1,
+            if not add(first_line + cont, first_char + ends[cont] + cont, joined, first_line + first + 1,
                        first_line + cont + 1):
                 return
     if "'" not in segment and '"' not in segment:
@@ -435,7 +493,7 @@ def _continues(cut: str, following: str, at_inferred_width: bool) -> bool:
     common terminal width alone (no inferred width), only a cut inside a word."""
     if not following or following[:1] == "\t" or following[:2] == "  " or following.startswith("```"):
         return False
-    if following[:2].isdigit() and _RECORD_START.match(following) is not None:
+    if _starts_record(following):
         return False
     return at_inferred_width or (cut[-1:].isalnum() and following[:1].isalnum())
 
@@ -452,7 +510,7 @@ def _indexes(lengths: list[int], width: int) -> list[int]:
         return found
 
 
-def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
+def _wrapped_runs(lines: list[str]) -> Iterator[tuple[int, int]]:
     """Runs of lines cut at the text's wrap width: (first cut line, the line that continues the
     run), 0-based."""
     lengths = list(map(len, lines))
@@ -460,7 +518,6 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
     wrap = _wrap_width(counts)
     widths = TERMINAL_WIDTHS if wrap is None else TERMINAL_WIDTHS | {wrap}
     at_wrap = sorted(index for width in widths if counts.get(width) for index in _indexes(lengths, width))
-    runs = []
     position = 0
     while position < len(at_wrap):
         first = last = at_wrap[position]
@@ -475,5 +532,4 @@ def _wrapped_runs(lines: list[str]) -> list[tuple[int, int]]:
         if cont >= len(lines) or not _continues(lines[last], lines[cont], inferred):
             cont = last  # nothing continues the run: its cut lines are still one line
         if cont > first:
-            runs.append((first, cont))
-    return runs
+            yield first, cont

@@ -279,3 +279,72 @@ def test_the_reports_three_classifiers_answer_as_the_engine_would(catalog) -> No
     assert classifiers["rules + fallback"](ruled, catalog) == classify(ruled, catalog=catalog)
     assert classifiers["fallback alone"](text, catalog).cause == fallback.CAUSE
     assert classifiers["fallback alone"](ruled, catalog).cause in (fallback.CAUSE, "no_matching_rule")
+
+
+# ------------------------------------------------------------------ it reads the log as posted (posted.view)
+
+
+def _coloured(line: str) -> str:
+    """Every word cut by colour codes, as a terminal that colours parts of words writes it."""
+    return " ".join(f"{word[:1]}\x1b[1;31m{word[1:]}\x1b[0m" if len(word) > 1 else word for word in line.split(" "))
+
+
+def _posted_forms(line: str) -> dict[str, str]:
+    clean = f"INFO starting training job 3dgs-prod-42\n{line}\nINFO shutting down"
+    coloured = "\n".join(_coloured(part) for part in clean.split("\n"))
+    return {
+        "clean": clean,
+        "ansi_inside_words": coloured,
+        # CloudWatch's JSON of the coloured log: ESC becomes \u001b, line breaks \n
+        "json_string_of_ansi": json.dumps({"timestamp": 1714557600000, "message": coloured + "\n"}),
+        "python_repr_of_ansi": f"stderr = {(coloured + chr(10)).encode()!r}",
+        "crlf_and_entities": clean.replace("\n", "\r\n").replace(":", "&#58;"),
+    }
+
+
+def test_words_hidden_by_a_posted_form_give_the_clean_forms_answer(catalog) -> None:
+    """The fallback reads the posted view, as rules do: colour codes inside words, a JSON string or a Python
+    repr with escapes, CRLF and HTML entities read as the clean log would (same words, same answer)."""
+    forms = _posted_forms(_no_rule_text(catalog))
+    clean = classify(forms["clean"], catalog=catalog)
+    assert clean.cause == fallback.CAUSE
+    words = {w for w in fallback.document_features(forms["clean"]) if " " not in w and len(w) > 2}
+    for form, text in forms.items():
+        if form.startswith(("ansi", "json", "python")):
+            # read raw, the deciding words are hidden (each split by colour codes)
+            assert not words & fallback.document_features(text), form
+        assert not engine.find_hits(text, catalog)[0], form
+        diagnosis = classify(text, catalog=catalog)
+        assert (diagnosis.category, diagnosis.cause, diagnosis.confidence) == \
+            (clean.category, clean.cause, clean.confidence), (form, diagnosis)
+        assert [e.text for e in diagnosis.evidence] == [e.text for e in clean.evidence], form
+        lines = text.split("\n")
+        assert all(0 < e.line <= len(lines) for e in diagnosis.evidence), (form, diagnosis.evidence)
+
+
+def test_the_fallback_reads_a_decoded_line_in_place_of_the_escaped_one(catalog) -> None:
+    escaped = '{"message": "first line\\nsecond \\"line\\"\\n"}'
+    reading = engine.fallback_input(f"head\n{escaped}\ntail", catalog).split("\n")
+    assert reading[0] == "head" and reading[-1] == "tail"
+    assert "" in reading and escaped not in reading  # the escaped line is emptied, on its own line number
+    assert "second \"line\"" in reading
+
+
+def test_the_fallback_reads_a_wrapped_run_joined(catalog) -> None:
+    cut = ("INFO the loader read shard 00 of the scene, then shard 001 of the scene: the con"
+           "tainer stopped")
+    first, rest = cut[:80], cut[80:]  # a terminal's 80 columns, cut inside a word
+    assert first.endswith("con")
+    reading = engine.fallback_input(f"head\n{first}\n{rest}\ntail", catalog).split("\n")
+    assert reading[0] == "head" and reading[-1] == "tail"
+    assert first not in reading and rest not in reading
+    assert cut in reading
+
+
+def test_the_fallback_reads_the_same_text_in_training_and_in_the_engine(catalog, monkeypatch) -> None:
+    """bench/train_fallback.py learns from engine.fallback_input; classify() scores engine.fallback_reading."""
+    text = _posted_forms(_no_rule_text(catalog))["json_string_of_ansi"]
+    seen = []
+    monkeypatch.setattr(fallback, "diagnose", lambda reading, *args, **kwargs: seen.append(reading))
+    classify(text, catalog=catalog)
+    assert seen == [engine.fallback_input(text, catalog)]
