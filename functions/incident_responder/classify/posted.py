@@ -98,14 +98,14 @@ _QUOTE_CUTS = tuple(
 )
 MAX_QUOTE_CUT_CHARS = 400
 MAX_QUOTE_JOINS = 200
-_RECORD_START = matching.compile(r"\d{2,4}[-/:.]\d{2}[-/:.]\d{2}")  # what _starts_record checks, as a pattern
 _DIGITS = frozenset("0123456789")
 _SEPARATORS = frozenset("-/:.")
 
 
 def _starts_record(line: str) -> bool:
-    """Whether `line` starts as _RECORD_START matches (a date or a time: `2024-05-01`, `10:00:01`), without
-    a call into RE2 (a long log has thousands of candidate lines, and a call costs more than this)."""
+    """Whether `line` starts with a date or a time (`2024-05-01`, `10:00:01`: two to four digits, then twice a
+    separator from `-/:.` and two digits), without a call into RE2 (a long log has thousands of candidate
+    lines, and a call costs more than this check)."""
     digits = 0
     while digits < 5 and line[digits:digits + 1] in _DIGITS:
         digits += 1
