@@ -18,7 +18,9 @@ train file gives the same model file. numpy is needed here only; the Lambda scor
    whole corpus; so `unknown` cases are weighted up to UNKNOWN_SHARE of the calibration population, for
    the temperature, the table and the threshold alike.
 4. Threshold: the lowest calibrated confidence at which the out-of-fold non-unknown answers at or above it
-   are right >= TARGET_PRECISION of the (weighted) time; never below MIN_THRESHOLD.
+   are right >= TARGET_PRECISION of the (weighted) time; never below MIN_THRESHOLD. When no step of the table
+   reaches it (a wrong answer pooled into the top step), the lowest posterior `min_score` at which the answers
+   at or above it do, and the threshold is that posterior's calibrated confidence (choose_min_score).
 5. The final model is trained on all of train, with T and the threshold from steps 3-4.
 
 The model learns from `log` and `label` only; it reads each log as the Lambda's fallback does
@@ -260,6 +262,26 @@ def choose_threshold(preds: list[tuple[str, float]], labels: list[str | frozense
     return round(max(best, MIN_THRESHOLD), DECIMALS)
 
 
+def choose_min_score(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+                     weights: list[float]) -> float | None:
+    """The lowest posterior whose claims (non-unknown answers at or above it) reach TARGET_PRECISION, or None.
+
+    Used when no step of the calibrated table does: one wrong answer with a high posterior is pooled into the
+    table's top step, every answer there then carries the same confidence, and no confidence threshold can leave
+    it out; a threshold on the posterior itself can (the answers above the wrong one)."""
+    claims = sorted(((score, is_right(pred, label), w) for (pred, score), label, w in zip(preds, labels, weights)
+                     if pred != "unknown"), key=lambda c: -c[0])
+    best = None
+    right = total = 0.0
+    for i, (score, ok, w) in enumerate(claims):
+        right += w * ok
+        total += w
+        last_at_this_score = i + 1 == len(claims) or claims[i + 1][0] < score
+        if last_at_this_score and right / total >= TARGET_PRECISION:
+            best = score
+    return best
+
+
 def reliability(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
                 weights: list[float]) -> list[dict]:
     """Per confidence band, the non-unknown answers: how many, their mean confidence, the (weighted) share right."""
@@ -291,9 +313,17 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
     temperature = fit_temperature(oof, labels, weights)
     accepted = accepted_answers(rows)
     table = isotonic(predictions(oof, temperature), accepted, weights)
-    preds = calibrate(predictions(oof, temperature), table)
+    posteriors = predictions(oof, temperature)
+    preds = calibrate(posteriors, table)
     threshold = choose_threshold(preds, accepted, weights)
-    claims = [is_right(p, acc) for (p, c), acc in zip(preds, accepted) if p != "unknown" and c >= threshold]
+    min_score = 0.0
+    if threshold >= 1.0:  # no calibrated step reaches the target: choose on the posterior (choose_min_score)
+        lowest = choose_min_score(posteriors, accepted, weights)
+        if lowest is not None:
+            min_score = round(lowest, DECIMALS)
+            threshold = round(max(calibrate([("x", min_score)], table)[0][1], MIN_THRESHOLD), DECIMALS)
+    claims = [is_right(p, acc) for (p, c), (_, score), acc in zip(preds, posteriors, accepted)
+              if p != "unknown" and c >= threshold and score >= min_score]
     model = {
         "format": fallback.FORMAT,
         "format_version": fallback.FORMAT_VERSION,
@@ -301,6 +331,7 @@ def train(path: Path = TRAIN) -> tuple[dict, dict]:
         "temperature": temperature,
         "calibration": table,
         "threshold": threshold,
+        "min_score": min_score,
         "meta": {
             "trained_on": "corpus/train.jsonl",
             "train_sha256": hashlib.sha256(raw).hexdigest(),
@@ -419,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(text, encoding="utf-8")
     meta = model["meta"]
     print(f"wrote {args.out} ({len(text) / 1024:.0f} KiB, {len(model['weights'])} features); "
-          f"T={model['temperature']} threshold={model['threshold']}; out-of-fold claims "
+          f"T={model['temperature']} threshold={model['threshold']} min_score={model['min_score']}; out-of-fold claims "
           f"{meta['out_of_fold']['claims_right']}/{meta['out_of_fold']['claims']} right")
     for band in meta["out_of_fold"]["reliability"]:
         print(f"  confidence {band['band']}: {band['answers']} answers, mean {band['mean_confidence']}, "

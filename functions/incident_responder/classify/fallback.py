@@ -8,8 +8,9 @@ this module (loaded once per process; CLASSIFIER_FALLBACK=off in the environment
 Its posterior, softened by a temperature, is mapped to a calibrated confidence by an isotonic
 table: both are fitted on out-of-fold predictions on train, so the confidence is how often
 answers with that score were right there. It answers only when the confidence reaches the
-threshold chosen on those predictions (precision of its answers >= 99.5%); below it the answer
-stays `unknown`.
+threshold chosen on those predictions (precision of its answers >= 99.5%), and, where the model
+file sets `min_score`, when the posterior reaches it (the trainer sets it when no calibrated step
+reaches the precision); below either the answer stays `unknown`.
 
 It reads the log as rules do, as it was posted (the engine passes `engine.fallback_reading`: the
 posted view, colour codes and CI prefixes gone, escaped strings decoded and wrapped lines joined in
@@ -152,6 +153,7 @@ class Model:
     calibration: tuple[tuple[float, float], ...]  # (lowest score, confidence), ascending
     threshold: float
     meta: dict[str, Any]
+    min_score: float = 0.0  # the posterior an answer also needs (0: the confidence threshold alone decides)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Model":
@@ -171,7 +173,7 @@ class Model:
         if not calibration or any(x[0] >= y[0] or x[1] > y[1] for x, y in zip(calibration, calibration[1:])):
             raise ModelError("fallback model calibration must be a non-empty table ascending in score and confidence")
         return cls(classes, tuple(data["bias"]), weights, temperature, calibration,
-                   float(data["threshold"]), dict(data.get("meta", {})))
+                   float(data["threshold"]), dict(data.get("meta", {})), float(data.get("min_score", 0.0)))
 
     def calibrated(self, score: float) -> float:
         """The confidence for a posterior `score`: the value of the table's last step at or below it."""
@@ -226,7 +228,8 @@ class Model:
         best = max(range(len(self.classes)), key=lambda i: (probs[i], -i))
         predicted, score = self.classes[best], probs[best]
         confidence = self.calibrated(score)
-        answer = predicted if predicted != "unknown" and confidence >= self.threshold else None
+        sure = confidence >= self.threshold and score >= self.min_score
+        answer = predicted if predicted != "unknown" and sure else None
         return Guess(answer, predicted, score, confidence, self._top_tokens(features, best),
                      self._evidence(per_line, best))
 

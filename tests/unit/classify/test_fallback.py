@@ -73,12 +73,13 @@ def test_a_megabyte_line_is_cut_before_tokenising() -> None:
 # ------------------------------------------------------------------ scoring and calibration
 
 
-def _toy(threshold: float = 0.6, temperature: float = 1.0) -> fallback.Model:
+def _toy(threshold: float = 0.6, temperature: float = 1.0, **extra) -> fallback.Model:
     return fallback.Model.from_dict({
         "format": fallback.FORMAT, "format_version": fallback.FORMAT_VERSION,
         "classes": ["cuda_gpu", "unknown"], "bias": [0.5, -0.5],
         "weights": {"cuda": [2.0, -2.0], "driver": [1.0, -1.0], "typeerror": [-3.0, 3.0]},
         "temperature": temperature, "calibration": [[0.0, 0.1], [0.5, 0.5], [0.9, 0.95]], "threshold": threshold,
+        **extra,
     })
 
 
@@ -144,6 +145,28 @@ def test_threshold_is_the_lowest_confidence_meeting_the_target_precision() -> No
     labels = ["cuda_gpu"] * 60 + ["unknown"] * 5 + ["cuda_gpu"] * 5 + ["unknown"] * 5
     assert train_fallback.choose_threshold(preds, labels, [1.0] * 75) == 0.99
     assert train_fallback.choose_threshold(preds, ["cuda_gpu"] * 70 + ["unknown"] * 5, [1.0] * 75) == 0.7
+
+
+def test_guess_abstains_below_the_models_min_score_even_at_a_confident_step() -> None:
+    guess = _toy().guess("error: cuda driver")
+    assert guess.category == "cuda_gpu" and guess.confidence >= 0.6
+    assert _toy(min_score=guess.score + 1e-6).guess("error: cuda driver").category is None
+    assert _toy(min_score=guess.score).guess("error: cuda driver").category == "cuda_gpu"
+
+
+def test_a_wrong_answer_pooled_into_the_top_step_moves_the_threshold_onto_the_posterior() -> None:
+    # 170 right answers and one wrong (on an `unknown` case, weighted up) with a posterior above 150 of them: the
+    # isotonic table pools them all into one step, so no calibrated confidence reaches 99.5 %; the posterior
+    # itself still separates the 20 answers above the wrong one
+    raw = [("cuda_gpu", 0.999 - i * 1e-5) for i in range(20)] + [("cuda_gpu", 0.9985)] + \
+          [("cuda_gpu", 0.998 - i * 1e-5) for i in range(150)]
+    labels = ["cuda_gpu"] * 20 + ["unknown"] + ["cuda_gpu"] * 150
+    weights = [1.0] * 20 + [6.0] + [1.0] * 150
+    table = train_fallback.isotonic(raw, labels, weights)
+    assert train_fallback.choose_threshold(train_fallback.calibrate(raw, table), labels, weights) == 1.0
+    assert train_fallback.choose_min_score(raw, labels, weights) == pytest.approx(0.999 - 19e-5)
+    # nothing right enough: no posterior either
+    assert train_fallback.choose_min_score([("cuda_gpu", 0.99)], ["unknown"], [1.0]) is None
 
 
 def test_an_answer_equal_to_a_cases_also_counts_as_right_for_the_threshold_as_the_evaluation_scores_it() -> None:
