@@ -246,40 +246,38 @@ def calibrate(preds: list[tuple[str, float]], table: list[list[float]]) -> list[
     return [(pred, model.calibrated(score)) for pred, score in preds]
 
 
-def choose_threshold(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
-                     weights: list[float]) -> float:
-    """The lowest confidence whose claims (non-unknown answers at or above it) reach TARGET_PRECISION."""
-    claims = sorted(((conf, is_right(pred, label), w) for (pred, conf), label, w in zip(preds, labels, weights)
+def _lowest_value_meeting_target(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+                                 weights: list[float]) -> float | None:
+    """The lowest value (confidence or posterior) whose claims (non-unknown answers at or above it) are right
+    >= TARGET_PRECISION of the (weighted) time, or None."""
+    claims = sorted(((value, is_right(pred, label), w) for (pred, value), label, w in zip(preds, labels, weights)
                      if pred != "unknown"), key=lambda c: -c[0])
-    best = 1.0
+    best = None
     right = total = 0.0
-    for i, (conf, ok, w) in enumerate(claims):
+    for i, (value, ok, w) in enumerate(claims):
         right += w * ok
         total += w
-        last_at_this_confidence = i + 1 == len(claims) or claims[i + 1][0] < conf
-        if last_at_this_confidence and right / total >= TARGET_PRECISION:
-            best = conf
-    return round(max(best, MIN_THRESHOLD), DECIMALS)
+        last_at_this_value = i + 1 == len(claims) or claims[i + 1][0] < value
+        if last_at_this_value and right / total >= TARGET_PRECISION:
+            best = value
+    return best
+
+
+def choose_threshold(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
+                     weights: list[float]) -> float:
+    """The lowest calibrated confidence whose claims reach TARGET_PRECISION (1.0: none does)."""
+    best = _lowest_value_meeting_target(preds, labels, weights)
+    return round(max(1.0 if best is None else best, MIN_THRESHOLD), DECIMALS)
 
 
 def choose_min_score(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
                      weights: list[float]) -> float | None:
-    """The lowest posterior whose claims (non-unknown answers at or above it) reach TARGET_PRECISION, or None.
+    """The lowest posterior whose claims reach TARGET_PRECISION, or None.
 
     Used when no step of the calibrated table does: one wrong answer with a high posterior is pooled into the
     table's top step, every answer there then carries the same confidence, and no confidence threshold can leave
     it out; a threshold on the posterior itself can (the answers above the wrong one)."""
-    claims = sorted(((score, is_right(pred, label), w) for (pred, score), label, w in zip(preds, labels, weights)
-                     if pred != "unknown"), key=lambda c: -c[0])
-    best = None
-    right = total = 0.0
-    for i, (score, ok, w) in enumerate(claims):
-        right += w * ok
-        total += w
-        last_at_this_score = i + 1 == len(claims) or claims[i + 1][0] < score
-        if last_at_this_score and right / total >= TARGET_PRECISION:
-            best = score
-    return best
+    return _lowest_value_meeting_target(preds, labels, weights)
 
 
 def reliability(preds: list[tuple[str, float]], labels: list[str | frozenset[str]],
