@@ -2,7 +2,7 @@
 """Build the labelled failure-log corpus (issue 11): merge raw case files, drop duplicates, split by thread.
 
     python bench/corpus_tool.py build RAW.jsonl [RAW.jsonl ...] [--dev ../shared/corpus/dev.jsonl] [--out corpus]
-    python bench/corpus_tool.py stats [corpus/train.jsonl corpus/test.jsonl]
+    python bench/corpus_tool.py stats [corpus/train.jsonl corpus/test.jsonl corpus/test2.jsonl]
     python bench/corpus_tool.py reposts corpus/train.jsonl corpus/test.jsonl [../shared/corpus/dev.jsonl]
 
 `build` reads the raw JSON Lines files in the order given (one case a line: id, source, log, label, cause,
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--min-per-category", type=int, default=12, help="least test cases per category")
     b.set_defaults(func=build)
     s = sub.add_parser("stats", help="print counts per category of corpus files")
-    s.add_argument("files", nargs="*", default=["corpus/train.jsonl", "corpus/test.jsonl"])
+    s.add_argument("files", nargs="*", default=["corpus/train.jsonl", "corpus/test.jsonl", "corpus/test2.jsonl"])
     s.set_defaults(func=stats)
     r = sub.add_parser("reposts", help="logs posted again in another part (exit 1 if any)")
     r.add_argument("files", nargs="+", help="corpus files; every pair of them is compared")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,21 @@ from incident_responder.models import GUIDE_CATEGORIES
 from incident_responder.redact import redact
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-PARTS = ("train", "test")
+PARTS = ("train", "test", "test2")
+HELD_OUT = ("test", "test2")
 FIELDS = {"id": str, "source": str, "log": str, "label": str, "cause": str}
 OPTIONAL = {"also": str, "tool": str, "note": str}
 # https, a dotted public host name (no IP address, no user info, no port), a path, no whitespace
 PUBLIC_URL = re.compile(r"^https://(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})(?P<path>/\S*)$")
 PRIVATE_HOSTS = re.compile(r"(^|\.)(localhost|local|internal|intranet|corp|example\.com|example\.org)$")
 CAUSE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
-# sha256 of the test part's [id, source, log] triples as frozen in commit 3d10399: after the freeze only
-# labels may change (label, also, cause, note), each fix in its own commit with its reason (issue 11)
-FROZEN_TEST_LOGS = "e18ea17e4404a620f398311adbd3a80230ce543481a38fbce85ad4d47e93b8e1"
+# sha256 of each held-out part's [id, source, log] triples as frozen (test: commit 3d10399; test2: commit
+# fd23e4c): after the freeze only labels may change (label, also, cause, note), each fix in its own commit
+# with its reason (issue 11)
+FROZEN_LOGS = {
+    "test": "e18ea17e4404a620f398311adbd3a80230ce543481a38fbce85ad4d47e93b8e1",
+    "test2": "728843958db74c8ac4d19de87669c1caa734449088e42215aeeb312e8ae28780",
+}
 
 
 def _load(part: str) -> list[dict]:
@@ -56,10 +62,11 @@ def test_case(part: str, case: dict) -> None:
     assert redact(case["log"]) == case["log"], "the redactor finds something to redact in the log"
 
 
-def test_the_test_part_keeps_its_frozen_logs() -> None:
-    triples = [[case["id"], case["source"], case["log"]] for case in CASES["test"]]
+@pytest.mark.parametrize("part", HELD_OUT)
+def test_the_held_out_parts_keep_their_frozen_logs(part: str) -> None:
+    triples = [[case["id"], case["source"], case["log"]] for case in CASES[part]]
     digest = hashlib.sha256(json.dumps(triples, ensure_ascii=False).encode("utf-8")).hexdigest()
-    assert digest == FROZEN_TEST_LOGS, "corpus/test.jsonl changed beyond its labels: it is frozen (corpus/README.md)"
+    assert digest == FROZEN_LOGS[part], f"corpus/{part}.jsonl changed beyond its labels: it is frozen (corpus/README.md)"
 
 
 def test_ids_are_unique() -> None:
@@ -67,15 +74,16 @@ def test_ids_are_unique() -> None:
     assert not [i for i, n in ids.items() if n > 1]
 
 
-def test_no_thread_in_both_parts() -> None:
-    train = {thread_of(c["source"]) for c in CASES["train"]}
-    test = {thread_of(c["source"]) for c in CASES["test"]}
-    assert not train & test
+@pytest.mark.parametrize(("first", "second"), list(combinations(PARTS, 2)))
+def test_no_thread_in_two_parts(first: str, second: str) -> None:
+    threads = {part: {thread_of(c["source"]) for c in CASES[part]} for part in (first, second)}
+    assert not threads[first] & threads[second]
 
 
-def test_no_log_reposted_in_the_other_part() -> None:
+@pytest.mark.parametrize(("first", "second"), list(combinations(PARTS, 2)))
+def test_no_log_reposted_in_another_part(first: str, second: str) -> None:
     # one report filed in two repositories is two threads to thread_of, and one leak to the split
-    assert not reposts(CASES["train"], CASES["test"])
+    assert not reposts(CASES[first], CASES[second])
 
 
 def test_no_log_twice() -> None:
@@ -85,8 +93,9 @@ def test_no_log_twice() -> None:
 
 def test_sizes_meet_the_issue() -> None:
     everything = Counter(case["label"] for _, case in ALL)
-    test = Counter(case["label"] for case in CASES["test"])
-    assert len(ALL) >= 400 and len(CASES["test"]) >= 150
+    assert len(ALL) >= 400
     assert all(everything[label] >= 30 for label in GUIDE_CATEGORIES), everything
     assert everything["unknown"] >= 60, everything
-    assert all(test[label] >= 12 for label in LABELS), test
+    for part in HELD_OUT:
+        held_out = Counter(case["label"] for case in CASES[part])
+        assert len(CASES[part]) >= 150 and all(held_out[label] >= 12 for label in LABELS), (part, held_out)
