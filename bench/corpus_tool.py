@@ -4,6 +4,7 @@
     python bench/corpus_tool.py build RAW.jsonl [RAW.jsonl ...] [--dev ../shared/corpus/dev.jsonl] [--out corpus]
     python bench/corpus_tool.py stats [corpus/train.jsonl corpus/test.jsonl corpus/test2.jsonl]
     python bench/corpus_tool.py reposts corpus/train.jsonl corpus/test.jsonl [../shared/corpus/dev.jsonl]
+    python bench/corpus_tool.py distinct corpus/test2.jsonl --out /tmp/test2-distinct.jsonl
 
 `build` reads the raw JSON Lines files in the order given (one case a line: id, source, log, label, cause,
 optional also, tool, note), then
@@ -225,6 +226,29 @@ def reposts_cmd(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+def distinct(cases: list[dict], containment: float = 0.8) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The cases in id order, keeping only the first of each group whose logs share `containment` of the smaller
+    log's shingles (one tool's standard message posted in several threads counts once); also (dropped, kept) ids."""
+    kept: list[dict] = []
+    dropped: list[tuple[str, str]] = []
+    for case in sorted(cases, key=_id_key):
+        same = reposts(kept, [case], containment=containment, particulars=0)
+        if same:
+            dropped.append((case["id"], same[0][0]))
+        else:
+            kept.append(case)
+    return kept, dropped
+
+
+def distinct_cmd(args: argparse.Namespace) -> int:
+    kept, dropped = distinct(read_cases(Path(args.file)), args.containment)
+    for gone, first in dropped:
+        print(f"{gone}: the same wording as {first}")
+    write(Path(args.out), kept)
+    print(f"{len(kept)} of {len(kept) + len(dropped)} cases kept in {args.out}")
+    return 0
+
+
 def read_cases_loose(path: Path) -> list[dict]:
     """The dev corpus: only `source` is needed."""
     if not path.is_file():
@@ -253,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("reposts", help="logs posted again in another part (exit 1 if any)")
     r.add_argument("files", nargs="+", help="corpus files; every pair of them is compared")
     r.set_defaults(func=reposts_cmd)
+    d = sub.add_parser("distinct", help="keep the first case of each group of near-identical logs")
+    d.add_argument("file", help="a corpus file")
+    d.add_argument("--out", required=True, help="where to write the kept cases")
+    d.add_argument("--containment", type=float, default=0.8,
+                   help="share of the smaller log's 8-word runs that makes two logs one wording")
+    d.set_defaults(func=distinct_cmd)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

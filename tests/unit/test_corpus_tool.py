@@ -113,3 +113,24 @@ def test_reposts_finds_one_log_filed_in_two_threads_and_not_one_message_from_two
     found = reposts([_posted("t1", mine), _posted("t2", theirs)], [_posted("x1", again), _posted("x2", theirs + "\n")])
     assert [(a, b) for a, b, *_ in found] == [("t1", "x1")]
     assert reposts([_posted("t2", theirs)], [_posted("x2", theirs)]) == []  # same words, no particulars shared
+
+
+def test_distinct_keeps_the_first_of_one_standard_message_and_every_other_wording(tmp_path: Path, capsys) -> None:
+    notice = ("A module that was compiled using NumPy 1.x cannot be run in\nNumPy 2.0.2 as it may crash. To support both "
+              "1.x and 2.x\nversions of NumPy, modules must be compiled with NumPy 2.0.")
+    cases = [
+        {"id": "z2", "log": "$ python train.py\n\n" + notice.replace("\n", "\n\n")},
+        {"id": "z1", "log": notice},
+        {"id": "z10", "log": "ModuleNotFoundError: No module named 'gsplat' while importing the trainer module now"},
+        {"id": "z3", "log": "short"},
+        {"id": "z4", "log": "short"},
+    ]
+    kept, dropped = corpus_tool.distinct(cases)
+    assert [c["id"] for c in kept] == ["z1", "z3", "z4", "z10"]
+    assert dropped == [("z2", "z1")]
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps({**c, "source": "https://github.com/o/r/issues/1", "label": "unknown",
+                                       "cause": "x"}) + "\n" for c in cases), encoding="utf-8")
+    assert corpus_tool.main(["distinct", str(raw), "--out", str(tmp_path / "d.jsonl")]) == 0
+    assert "z2: the same wording as z1" in capsys.readouterr().out
+    assert len((tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()) == 4
