@@ -117,7 +117,8 @@ def test_an_answer_equal_to_also_is_right(case: dict, right: bool, scored_as: st
     assert evaluation.per_label[scored_as]["support"] == 1
 
 
-WORKFLOW_GUESS = "failed: workflow file github workflows yml is not valid, yaml syntax on line 3 col 4"
+# words the model learned for workflow_parsing that no rule matches (round 11's generic rule reads "is not valid")
+WORKFLOW_GUESS = "workflow file github workflows yml: yaml syntax line 3 col 4 invalid"
 
 
 def test_answers_from_the_learned_fallback_are_counted(tmp_path: Path, catalog, monkeypatch) -> None:
