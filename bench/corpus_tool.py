@@ -229,14 +229,24 @@ def reposts_cmd(args: argparse.Namespace) -> int:
 def distinct(cases: list[dict], containment: float = 0.8) -> tuple[list[dict], list[tuple[str, str]]]:
     """The cases in id order, keeping only the first of each group whose logs share `containment` of the smaller
     log's shingles (one tool's standard message posted in several threads counts once); also (dropped, kept) ids."""
+    ordered = sorted(cases, key=_id_key)
+    position = {case["id"]: n for n, case in enumerate(ordered)}
+    # one index over all logs (containment is symmetric), instead of one per case over the cases kept so far
+    alike: dict[str, set[str]] = defaultdict(set)
+    for first, second, _, _ in reposts(ordered, ordered, containment=containment, particulars=0):
+        if first != second:
+            alike[first].add(second)
+            alike[second].add(first)
     kept: list[dict] = []
+    kept_ids: set[str] = set()
     dropped: list[tuple[str, str]] = []
-    for case in sorted(cases, key=_id_key):
-        same = reposts(kept, [case], containment=containment, particulars=0)
-        if same:
-            dropped.append((case["id"], same[0][0]))
+    for case in ordered:
+        earlier = sorted((other for other in alike[case["id"]] if other in kept_ids), key=position.__getitem__)
+        if earlier:
+            dropped.append((case["id"], earlier[0]))
         else:
             kept.append(case)
+            kept_ids.add(case["id"])
     return kept, dropped
 
 
