@@ -142,7 +142,9 @@ def test_cli_no_fallback_and_the_no_rule_timing(corpus: Path, capsys, monkeypatc
 def test_cli_without_rules_leaves_the_listed_rules_out(corpus: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("CLASSIFIER_FALLBACK", "off")  # rules alone: the left-out rule's case must fall to unknown
     listed = tmp_path / "left_out.txt"
-    listed.write_text("# comment line\ncuda_gpu.no_kernel_image  # the cuda case's rule\n", encoding="utf-8")
+    # the cuda case's rule, and round 12's generic CUDA rule, which reads it too
+    listed.write_text("# comment line\ncuda_gpu.no_kernel_image  # the cuda case's rule\ncuda_gpu.generic_cuda_failure\n",
+                      encoding="utf-8")
     assert classifier_eval.main(["--corpus", str(corpus), "--synthetic-mb", "0", "--json",
                                  "--without-rules", str(listed)]) == 0
     captured = capsys.readouterr()
