@@ -275,8 +275,17 @@ _RULE_SOURCES: list[_Rule] = [
         ("sg.",),
     ),
     (
+        # also `aws configure`'s prompt, which names the key in words and shows the current one's tail in brackets:
+        # "AWS Secret Access Key [****************abcd]: <key>"
         "aws_secret_access_key",
-        r"((?i:(?:aws[_-]?)?secret[_-]?access[_-]?key)" + _SEP + r")[" + _B64 + r"]{8,}",
+        r"((?i:(?:aws[_ -]?)?secret[_ -]?access[_ -]?key)(?:[ \t]*\[[^\]\r\n]{0,64}\])?" + _SEP + r")[" + _B64 + r"]{8,}",
+        r"\1" + _marker("aws_secret_access_key"),
+        ("secret",),
+    ),
+    (
+        # `aws configure set aws_secret_access_key <key>` (and a profile's `default.aws_secret_access_key`)
+        "aws_secret_access_key",
+        r"((?i:configure[ \t]+set[ \t]+(?:[\w.-]+\.)?aws_secret_access_key)[ \t]+)[" + _B64 + r"]{8,}",
         r"\1" + _marker("aws_secret_access_key"),
         ("secret",),
     ),

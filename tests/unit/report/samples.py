@@ -79,6 +79,13 @@ SECRET_SAMPLES: tuple[SecretSample, ...] = (
     SecretSample("aws_secret_json", "aws_secret_access_key",
                  f'{{"AccessKeyId": "{TEMP_ACCESS_KEY_ID}", "SecretAccessKey": "{SECRET_KEY_3}", "Expiration": "2026-11-29T02:00:00Z"}}',
                  (TEMP_ACCESS_KEY_ID, SECRET_KEY_3)),
+    # `aws configure`'s prompts, as a terminal session pasted into an issue shows them (wave 6 of the corpus, ph001)
+    SecretSample("aws_secret_configure_prompt", "aws_secret_access_key",
+                 f"AWS Secret Access Key [None]: {SECRET_KEY}", (SECRET_KEY,)),
+    SecretSample("aws_secret_configure_prompt_with_current", "aws_secret_access_key",
+                 f"AWS Secret Access Key [****************{SECRET_KEY_2[-4:]}]: {SECRET_KEY_2}", (SECRET_KEY_2,)),
+    SecretSample("aws_secret_configure_set", "aws_secret_access_key",
+                 f"+ aws configure set aws_secret_access_key {SECRET_KEY_3} --profile ci", (SECRET_KEY_3,)),
     SecretSample("aws_secret_csv_next_to_key_id", "aws_secret_access_key",
                  f"{ACCESS_KEY_ID},{SECRET_KEY_4}", (ACCESS_KEY_ID, SECRET_KEY_4)),
     SecretSample("aws_session_token_ini", "aws_session_token",
