@@ -82,7 +82,9 @@ def mask(line: str) -> str:
 _NOISE_PARTS = (
     r"\b(?:User|Deprecation|Future|Runtime|Resource|Pending)?Warning\b\s*:",  # Python warnings
     r"^\W*(?:\[?\s*)?warn(?:ing)?\b[\]:\s]",  # "WARNING: ...", "[warn] ..."
-    r"\s(?:WARN|WARNING)\s+[-\w.:\[\]]*\s",  # log-level columns
+    # log-level columns are upper case: a prose "warn others" or "warning you" is not one (wave 8, mg011)
+    r"\s(?-i:WARN|WARNING|Warning)\s+[-\w.:\[\]]*\s",
+    r"^\s*(?:npm|yarn|pnpm) warn\b",
     r"\bRetrying\s*\(Retry\(",  # pip / urllib3 retries
     r"\bretry(?:ing)?\s+(?:in|after)\s+\d",
     r"\battempt\s+\d+\s*(?:/|of)\s*\d+",
