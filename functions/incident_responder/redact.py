@@ -61,7 +61,10 @@ _SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key")
 # Values that are not secrets: placeholders, references, booleans, our own markers.
 _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "[REDACTED", "%(", "***", "xxx", "XXX", "...")
 _PLACEHOLDERS = frozenset({"null", "none", "true", "false", "undefined", "nil", "empty", "unset", "redacted",
-                           "bearer", "basic", "token", "required", "optional", "inherit"})
+                           "bearer", "basic", "token", "required", "optional", "inherit",
+                           # GitHub Actions permission levels (`id-token: write`): the evidence for an OIDC
+                           # permission failure, never a secret (round 17's source sweep: the runner's message)
+                           "read", "write"})
 
 # The name of a key=value pair: a word that holds one of the secret words (checked in
 # _secret_name). RE2's alternation is linear: no backtracking over the name.

@@ -211,4 +211,7 @@ BENIGN: tuple[str, ...] = (
     "ListObjectsV2 failed for s3://bucket/prefix nextToken:[null]: Unable to execute request to S3",
     "reusable workflows get the caller's secrets with `secrets: inherit`",
     "auth_mode: iam token_type: bearer password_file: /run/secrets/db",
+    # a GitHub permission level, the evidence an OIDC failure turns on (actions/runner's reusable-workflow check)
+    "The workflow is requesting 'id-token: write', but is only allowed 'id-token: none'.",
+    "permissions:\n  id-token: write\n  contents: read",
 )
