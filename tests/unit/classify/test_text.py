@@ -36,6 +36,10 @@ def test_mask(line: str, masked: str) -> None:
         ("Training progress:  42%|████▏     | 12600/30000 [03:10<04:22, 66.21it/s]", True),
         ("ModuleNotFoundError: No module named 'gsplat'", False),
         ("PermissionError: [Errno 13] Permission denied: '/runtime'", False),
+        ("2024-05-11 14:10:52 n176:26:29 [0] include/alloc.h:102 NCCL WARN Cuda failure 1 'invalid argument'", True),
+        ("npm warn deprecated inflight@1.0.6: This module is not supported", True),
+        # a sentence that warns people is not a log level (wave 8, mg011)
+        ("I'm posting this to warn others: you will get The request signature we calculated does not match", False),
     ],
 )
 def test_noise(line: str, noise: bool) -> None:
