@@ -45,6 +45,13 @@ WAVES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("9", ("la", "lb", "lc", "ld", "le", "lf", "lg", "lh"), "613b1b3"),  # round 16's
     ("10", ("ka", "kb", "kc", "kd", "ke", "kf", "kg", "kh"), "4c414d3"),  # round 17's
 )
+# The projects issue 11 names as the pipeline's own (plus SAM and the AWS CLI/SDKs, which the product itself uses),
+# matched against a case's `tool` field: the fresh figures on those tools and on all others.
+PIPELINE_TOOLS = re.compile(
+    r"sagemaker|deep learning container|\bdlc\b|pytorch|torch|cuda|nvidia|nvcc|gsplat|gaussian|3dgs|nerf|instant-ngp|"
+    r"nvdiffrast|colmap|\bpip\b|conda|mamba|\buv\b|poetry|pipenv|setuptools|wheel|docker|\becr\b|github actions|"
+    r"actions/|\bact\b|configure-aws-credentials|cdk|cloudformation|step functions|states|\basl|aws[- ]cli|boto|\bsam\b",
+    re.IGNORECASE)
 CURVE = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 
 
@@ -263,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         pooled = classifier_eval.evaluate(pooled_rows, catalog=object(),
                                           classifier=_replay(pooled_rows, list(pooled_answers.values())))
         print(line("all", "-", pooled))
+        for name, keep in (("pipeline's own tools", True), ("other tools", False)):
+            part = [r for r in pooled_rows if bool(PIPELINE_TOOLS.search(r.get("tool", ""))) == keep]
+            if part:
+                e = classifier_eval.evaluate(part, catalog=object(),
+                                             classifier=_replay(part, list(pooled_answers.values())))
+                print(f"  {name} (the `tool` field): {e.correct}/{e.total} ({e.accuracy:.3f}), non-unknown right "
+                      f"{e.claims_correct}/{e.claims}, conf>=0.8 right {e.high_confidence_correct}/{e.high_confidence}")
         print("\npooled, per category (recall: right/cases; precision: right/answers):")
         for label, m in pooled.per_label.items():
             right = pooled.confusion[label][label]

@@ -14,7 +14,7 @@ from bench import prequential
 ROOT = Path(__file__).resolve().parents[3]
 
 CASES = [
-    {"id": "zz001", "label": "cuda_gpu",
+    {"id": "zz001", "label": "cuda_gpu", "tool": "PyTorch",
      "log": "RuntimeError: CUDA error: no kernel image is available for execution on the device"},
     {"id": "zz002", "label": "python_dependencies", "log": "ModuleNotFoundError: No module named 'gsplat'"},
     {"id": "zz003", "label": "unknown", "log": "the run was cancelled by the user"},
@@ -76,6 +76,7 @@ def test_a_wave_judged_by_a_commit_prints_its_figures_and_leaves_no_worktree(cor
     assert any(line.split()[:3] == ["all", "-", "4"] for line in out.splitlines()), out
     assert "recall    1/1    1.000" in out and "MET  unknown_wrong_claim_rate" in out
     assert "no rule matched:" in out
+    assert "pipeline's own tools (the `tool` field): 1/1 (1.000)" in out and "other tools (the `tool` field): 3/3" in out
     recorded = [json.loads(line) for line in out_json.read_text().splitlines()]
     assert {(r["wave"], r["id"]) for r in recorded} == {("1", "zz001"), ("1", "zz002"), ("1", "zz003"),
                                                         ("2", "zy001")}
