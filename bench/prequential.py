@@ -44,6 +44,7 @@ WAVES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("8", ("ma", "mb", "mc", "md", "me", "mf", "mg", "mh"), "ec45f99"),  # round 15's
     ("9", ("la", "lb", "lc", "ld", "le", "lf", "lg", "lh"), "613b1b3"),  # round 16's
     ("10", ("ka", "kb", "kc", "kd", "ke", "kf", "kg", "kh"), "4c414d3"),  # round 17's
+    ("11", ("ja", "jb", "jc", "jd", "je", "jf", "jg", "jh"), "a25f0d9"),  # round 18's: the committed rules
 )
 # The projects issue 11 names as the pipeline's own (plus SAM and the AWS CLI/SDKs, which the product itself uses),
 # matched against a case's `tool` field: the fresh figures on those tools and on all others.
