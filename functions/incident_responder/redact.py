@@ -60,6 +60,8 @@ _SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key")
                            ("encryption", "key"), ("master", "key")})
 # Values that are not secrets: placeholders, references, booleans, our own markers.
 _PLACEHOLDER_PREFIXES = ("${", "$(", "{{", "<", "[REDACTED", "%(", "***", "xxx", "XXX", "...")
+# Values that are code, not literals: attribute reads and environment lookups in a traceback's source lines.
+_CODE_PREFIXES = ("self.", "cls.", "os.environ", "os.getenv")
 _PLACEHOLDERS = frozenset({"null", "none", "true", "false", "undefined", "nil", "empty", "unset", "redacted",
                            "bearer", "basic", "token", "required", "optional", "inherit",
                            # GitHub Actions permission levels (`id-token: write`): the evidence for an OIDC
@@ -119,6 +121,11 @@ def _secret_name(name: str) -> bool:
     return any(pair in _SECRET_PAIRS for pair in zip(parts, parts[1:]))
 
 
+def _identifier(text: str) -> bool:
+    """A shell or Python variable name: ASCII letters, digits and underscores, not starting with a digit."""
+    return text.isascii() and text.replace("_", "a").isalnum() and not text[0].isdigit()
+
+
 def _secret_value(value: str) -> bool:
     if value.strip("\\\"' ").startswith("[REDACTED:"):
         return False
@@ -128,6 +135,11 @@ def _secret_value(value: str) -> bool:
     if not bare or bare.lower() in _PLACEHOLDERS or bare.startswith(_PLACEHOLDER_PREFIXES):
         return False
     if bare[0] in "|>" and len(bare) <= 3:  # a YAML block scalar: the value is on the next lines
+        return False
+    if bare.startswith(_CODE_PREFIXES):  # a traceback's source line: `self._frozen_token = self._refresh_using()`
+        return False
+    if bare[0] == "$" and _identifier(bare[1:]) and _secret_name(bare[1:]):
+        # a reference to another secret's variable (`-e AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY`), not a value
         return False
     if bare.isdigit() and len(bare) < 12:  # a count or a duration (max_tokens=512, token_ttl=3600)
         return False

@@ -145,6 +145,8 @@ def secret_cases(seed: int = 20261130) -> list[SecretCase]:
                    tuple(pem_body[:3]), "private_key"),
         SecretCase("session_token_percent_encoded", f"X-Amz-Security-Token={quote(session, safe='')}&X-Amz-Date=1",
                    (session, quote(session, safe=""))),
+        # a value that starts with `$` but names no secret's variable is a value (`$NAME` references are not)
+        SecretCase("password_starting_with_dollar", "DB_PASSWORD=$" + (t6 := g.mixed(16)), (t6,)),
     ]
     # cases whose secret is generated inside the text: take it from there
     fixed = []
@@ -214,4 +216,10 @@ BENIGN: tuple[str, ...] = (
     # a GitHub permission level, the evidence an OIDC failure turns on (actions/runner's reusable-workflow check)
     "The workflow is requesting 'id-token: write', but is only allowed 'id-token: none'.",
     "permissions:\n  id-token: write\n  contents: read",
+    # references to secrets, not secrets: a variable passed on, and a traceback's source lines (wave 11's ja/jg logs)
+    "docker run -e AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY --rm -it "
+    "amazon/aws-cli:latest",
+    '  File "/usr/lib/python3/site-packages/botocore/credentials.py", line 2105, in _refresh\n'
+    "    self._frozen_token = self._refresh_using()",
+    '    api_key = os.environ["OPENAI_API_KEY"]',
 )
