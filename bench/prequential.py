@@ -67,10 +67,18 @@ def prefix_of(case_id: str) -> str:
 
 def worker(root: Path, corpus: Path, prefixes: set[str]) -> None:
     """Runs inside a checkout of a judging commit: classify the wave with that commit's package, one JSON a line."""
+    if not (root / "functions").is_dir():
+        raise SystemExit(f"{root} has no functions/ folder: not a checkout of this repository")
     sys.path.insert(0, str(root / "functions"))
+    import incident_responder
     from incident_responder.classify import classify, load_catalog
     from incident_responder.classify import engine, fallback
 
+    loaded = Path(incident_responder.__file__).resolve()
+    if not loaded.is_relative_to(root.resolve()):
+        raise SystemExit(f"the worker imported incident_responder from {loaded}, not from the checkout {root}: "
+                         "an installed copy shadows it; run with an environment where the package is not "
+                         "installed from another path, or with PYTHONPATH unset")
     catalog = load_catalog()
     model = fallback.load_model()
     for line in corpus.read_text(encoding="utf-8").splitlines():

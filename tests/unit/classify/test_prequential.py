@@ -101,3 +101,21 @@ def test_rule_calibration_lowers_a_rule_by_its_record_on_the_other_waves_only() 
     waves = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "b2": "B", "c1": "C"}
     line = prequential.rule_calibration(rows, answers, waves, prior=1)
     assert "right 2/6 (0.333) as judged, 2/3 (0.667) calibrated" in line, line
+
+
+@pytest.mark.parametrize(("layout", "message"), [
+    ((), "has no functions/ folder"),
+    # functions/ without the package: the import finds the installed copy, which must not stand in for the commit's
+    (("functions",), "not from the checkout"),
+])
+def test_worker_refuses_to_classify_with_a_package_from_outside_the_checkout(corpus: Path, tmp_path: Path,
+                                                                            layout: tuple[str, ...],
+                                                                            message: str) -> None:
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for folder in layout:
+        (checkout / folder).mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "prequential.py"), "--worker", str(checkout),
+                           "--corpus", str(corpus), "--prefixes", "zz"], capture_output=True, text=True, cwd=checkout)
+    assert done.returncode != 0 and not done.stdout
+    assert message in done.stderr, done.stderr
