@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -167,9 +169,6 @@ def rule_calibration(rows: list[dict], answers: dict[str, dict], waves: dict[str
     """Leave one wave out: lower each rule's confidence to its precision on the other waves (shrunk towards the
     authored confidence with `prior` answers' weight), then count the answers at >= HIGH_CONFIDENCE on the left-out
     wave. Would calibrating each rule on fresh answers make the confident answers on the next wave more often right?"""
-    import math
-    from collections import defaultdict
-
     high = 0.8
     before = [0, 0]
     after = [0, 0]
