@@ -347,7 +347,8 @@ def _merge(*lists: tuple[str, ...] | list[str]) -> list[str]:
     return list(seen)
 
 
-def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], tracebacks: list[Traceback]) -> Diagnosis:
+def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], tracebacks: list[Traceback],
+             lead: fallback.Guess | None = None) -> Diagnosis:
     info = catalog.categories[Category.unknown]
     evidence: list[EvidenceLine] = []
     for tb in tracebacks[-1:]:
@@ -380,15 +381,30 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
                     break
             if len(evidence) >= 3:
                 break
+    title = "No rule in the catalog explains this failure; read the evidence lines and the log"
+    remediation = list(info.remediation)
+    commands = [fill_command(c, names) for c in info.commands]
+    leaning = next((i for c, i in catalog.categories.items() if lead is not None and c.value == lead.predicted), None)
+    if lead is not None and leaning is not None:
+        # The answer stays `unknown` (the lead is below the confidence the fallback answers at); the engineer still
+        # learns where to look first, and the category's own checks come after the generic ones.
+        title = (f"No rule in the catalog explains this failure; its wording is nearest {lead.predicted} "
+                 f"(a lead, not a diagnosis: learned fallback p={lead.confidence:.2f})")
+        remediation.insert(0, f"Lead: a model trained on labelled public logs finds this log's wording nearest "
+                              f"{lead.predicted} ({leaning.title.rstrip('.')}), driven by {fallback.drivers(lead)}, "
+                              f"but below the confidence at which it answers. On failures nobody had classified, "
+                              f"such leads were {fallback.LEAD_RECORD}: check {lead.predicted} first, from the "
+                              f"evidence lines, then read the log.")
+        commands += [c for c in (fill_command(c, names) for c in leaning.commands) if c not in commands]
     return Diagnosis(
         category=Category.unknown,
         cause="no_matching_rule",
         confidence=0.0,
-        title="No rule in the catalog explains this failure; read the evidence lines and the log",
+        title=title,
         rule_id=None,
         evidence=evidence,
-        remediation=list(info.remediation),
-        commands=[fill_command(c, names) for c in info.commands],
+        remediation=remediation,
+        commands=commands,
     )
 
 
@@ -559,9 +575,10 @@ def classify(text: str, *, names: Mapping[str, str] | None = None, catalog: Cata
         diagnosis = _diagnose(min(structured, key=lambda h: h.line), [], catalog, clean_names)
     elif not hits:  # only here may the learned fallback answer: it never overrides a rule
         reading, shown = fallback_reading(doc)
-        guessed = fallback.diagnose(reading, catalog, lambda template: fill_command(template, clean_names),
-                                    line_of=shown.line)
-        diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks)
+        guess = fallback.consult(reading)
+        guessed = None if guess is None else fallback.answer(
+            guess, catalog, lambda template: fill_command(template, clean_names), line_of=shown.line)
+        diagnosis = guessed or _unknown(doc, catalog, clean_names, tracebacks, lead=fallback.lead(guess))
     else:
         diagnosis = _diagnose(max(hits, key=lambda h: h.rank), hits, catalog, clean_names)
     note = _cap_note(doc)

@@ -10,7 +10,7 @@ import pytest
 
 from bench import train_fallback
 from incident_responder.classify import classify, engine, fallback
-from incident_responder.models import GUIDE_CATEGORIES
+from incident_responder.models import GUIDE_CATEGORIES, Category
 
 ROOT = Path(__file__).resolve().parents[3]
 CLASSES = [*GUIDE_CATEGORIES, "unknown"]
@@ -265,6 +265,60 @@ def test_no_rule_answer_says_it_is_a_statistical_guess(catalog) -> None:
     assert diagnosis.commands == [engine.fill_command(c, {"job_name": "job-1"}) for c in info.commands]
 
 
+def _lead_text(catalog) -> str:
+    """A log no rule matches, on which the model leans to a category below its answer threshold."""
+    model = fallback.load_model()
+    for text in ("error: gpu driver too old", "failed: workflow yaml invalid", "error: access denied for role",
+                 "error: not authorized to assume role", "failed: the gpu went away"):
+        if not engine.find_hits(text, catalog)[0] and fallback.lead(model.guess(text)) is not None:
+            return text
+    pytest.fail("no probe text gives a lead")
+
+
+def test_an_unknown_answer_names_the_fallbacks_lead_without_answering_it(catalog) -> None:
+    text = _lead_text(catalog)
+    guess = fallback.load_model().guess(text)
+    diagnosis = classify(text, catalog=catalog, names={"job_name": "job-1"})
+    assert (diagnosis.category, diagnosis.cause, diagnosis.rule_id, diagnosis.confidence) == (
+        Category.unknown, "no_matching_rule", None, 0.0)
+    assert f"nearest {guess.predicted} (a lead, not a diagnosis: learned fallback p={guess.confidence:.2f})" \
+        in diagnosis.title
+    unknown, leaning = catalog.categories[Category.unknown], catalog.categories[Category(guess.predicted)]
+    lead_line, *rest = diagnosis.remediation
+    assert lead_line.startswith(f"Lead: a model trained on labelled public logs finds this log's wording nearest "
+                                f"{guess.predicted} ({leaning.title}")
+    assert fallback.LEAD_RECORD in lead_line and "below the confidence at which it answers" in lead_line
+    assert rest == list(unknown.remediation)
+    # the generic commands first, then the leaning category's own checks, each once, filled with the incident
+    filled = [engine.fill_command(c, {"job_name": "job-1"}) for c in (*unknown.commands, *leaning.commands)]
+    assert diagnosis.commands == list(dict.fromkeys(filled))
+    assert diagnosis.commands[len(unknown.commands)] == filled[len(unknown.commands)]
+
+
+def test_no_lead_when_the_fallback_is_switched_off(catalog, monkeypatch) -> None:
+    text = _lead_text(catalog)
+    monkeypatch.setenv(fallback.SWITCH, "off")
+    diagnosis = classify(text, catalog=catalog)
+    assert diagnosis.title == "No rule in the catalog explains this failure; read the evidence lines and the log"
+    assert diagnosis.remediation == list(catalog.categories[Category.unknown].remediation)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "text", "is_lead"),
+    [
+        (0.99, "error: cuda driver", True),  # leans to cuda_gpu at 0.95, below the threshold: a lead
+        (0.6, "error: cuda driver", False),  # the same guess answers: the answer is the diagnosis, not a lead
+        (0.99, "TypeError: x", False),  # leans to unknown
+        (0.99, "error: nothing known", False),  # cuda_gpu by the bias alone, calibrated 0.5: below LEAD_CONFIDENCE
+    ],
+)
+def test_a_lead_is_a_category_guess_below_the_threshold_and_at_least_the_lead_confidence(
+        threshold: float, text: str, is_lead: bool) -> None:
+    guess = _toy(threshold=threshold).guess(text)
+    assert (fallback.lead(guess) is guess) is is_lead
+    assert fallback.lead(None) is None
+
+
 def test_the_switch_turns_it_off(catalog, monkeypatch) -> None:
     text = _no_rule_text(catalog)
     monkeypatch.setenv(fallback.SWITCH, "off")
@@ -274,6 +328,7 @@ def test_the_switch_turns_it_off(catalog, monkeypatch) -> None:
 def test_it_abstains_on_a_log_with_nothing_to_go_on(catalog) -> None:
     diagnosis = classify("everything is fine\nstep 100 loss=0.1\n", catalog=catalog)
     assert (diagnosis.cause, diagnosis.rule_id) == ("no_matching_rule", None)
+    assert "lead" not in diagnosis.title and not diagnosis.remediation[0].startswith("Lead:")
 
 
 @pytest.mark.parametrize("case", train_fallback.read_rows(train_fallback.TRAIN)[::7], ids=lambda c: c["id"])
@@ -371,6 +426,6 @@ def test_the_fallback_reads_the_same_text_in_training_and_in_the_engine(catalog,
     """bench/train_fallback.py learns from engine.fallback_input; classify() scores engine.fallback_reading."""
     text = _posted_forms(_no_rule_text(catalog))["json_string_of_ansi"]
     seen = []
-    monkeypatch.setattr(fallback, "diagnose", lambda reading, *args, **kwargs: seen.append(reading))
+    monkeypatch.setattr(fallback, "consult", lambda reading, *args, **kwargs: seen.append(reading))
     classify(text, catalog=catalog)
     assert seen == [engine.fallback_input(text, catalog)]

@@ -119,3 +119,23 @@ def test_worker_refuses_to_classify_with_a_package_from_outside_the_checkout(cor
                            "--corpus", str(corpus), "--prefixes", "zz"], capture_output=True, text=True, cwd=checkout)
     assert done.returncode != 0 and not done.stdout
     assert message in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_history(), reason="needs the repository's git history (a clone)")
+def test_the_record_an_unknown_reports_lead_states_is_what_the_fresh_waves_measured(tmp_path: Path, capsys) -> None:
+    """The `unknown` report says its lead was right about 7 times in 10 (fallback.LEAD_RECORD): the share of right
+    guesses at >= LEAD_CONFIDENCE, on every wave's no-rule cases, under the commit that judged the wave."""
+    from incident_responder.classify import fallback
+
+    out_json = tmp_path / "answers.jsonl"
+    assert prequential.main(["--json", str(out_json)]) == 0
+    capsys.readouterr()
+    labels = {row["id"]: row for row in map(json.loads, (ROOT / "corpus" / "train.jsonl").open(encoding="utf-8"))}
+    leads = [(labels[a["id"]], a["fallback"]["predicted"]) for a in map(json.loads, out_json.open(encoding="utf-8"))
+             if a.get("fallback") and a["cause"] == "no_matching_rule" and a["fallback"]["predicted"] != "unknown"
+             and a["fallback"]["confidence"] >= fallback.LEAD_CONFIDENCE]
+    right = sum(row["label"] == guess or row.get("also") == guess for row, guess in leads)
+    assert len(leads) >= 50, "too few leads to state a record"
+    assert fallback.LEAD_RECORD == "right about 7 times in 10"
+    assert 0.65 <= right / len(leads) < 0.75, f"leads were right {right}/{len(leads)}: update LEAD_RECORD"
