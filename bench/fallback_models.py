@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "functions"))
-from bench.prequential import WAVES, prefix_of  # noqa: E402
+from bench.prequential import WAVES, _right as right, prefix_of  # noqa: E402
 from incident_responder.classify import load_catalog  # noqa: E402
 from incident_responder.classify.engine import fallback_input  # noqa: E402
 
@@ -52,10 +52,6 @@ def training_set(rows: list[dict], wave: str, regime: str, no_rule: set[str], wa
     if regime == "no-rule":
         return [r for r in rows if r["wave"] not in (None, wave) and r["id"] in no_rule]
     raise ValueError(f"unknown regime {regime!r}; choose from {', '.join(REGIMES)}")
-
-
-def right(row: dict, category: str) -> bool:
-    return category == row["label"] or category == row.get("also")
 
 
 def curve(scored: list[tuple[dict, str, float]], cuts=CUTS) -> list[tuple[float, int, int, int]]:

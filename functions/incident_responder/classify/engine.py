@@ -383,7 +383,7 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
                 break
     title = "No rule in the catalog explains this failure; read the evidence lines and the log"
     remediation = list(info.remediation)
-    commands = [fill_command(c, names) for c in info.commands]
+    templates = list(info.commands)
     leaning = next((i for c, i in catalog.categories.items() if lead is not None and c.value == lead.predicted), None)
     if lead is not None and leaning is not None:
         # The answer stays `unknown` (the lead is below the confidence the fallback answers at); the engineer still
@@ -395,7 +395,7 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
                               f"but below the confidence at which it answers. On failures nobody had classified, "
                               f"such leads were {fallback.LEAD_RECORD}: check {lead.predicted} first, from the "
                               f"evidence lines, then read the log.")
-        commands += [c for c in (fill_command(c, names) for c in leaning.commands) if c not in commands]
+        templates = _merge(info.commands, leaning.commands)
     return Diagnosis(
         category=Category.unknown,
         cause="no_matching_rule",
@@ -404,7 +404,7 @@ def _unknown(doc: _Document, catalog: Catalog, names: Mapping[str, str], traceba
         rule_id=None,
         evidence=evidence,
         remediation=remediation,
-        commands=commands,
+        commands=[fill_command(c, names) for c in templates],
     )
 
 
