@@ -17,6 +17,11 @@ For each confidence cut it prints what answering there would have given, in benc
 columns: answers, right, precision, answers on `unknown` cases, net right answers. If a stronger model's precision
 levelled off where the committed fallback's does (0.8-0.88 at >= 0.8, round 18), the model is not what is missing.
 Needs scikit-learn (requirements-dev.txt); the Lambda never imports this.
+
+`--phrases N` also tries rules mined from wording instead of a model: every run of 3 normalised words (fallback.tokens,
+on the lines the fallback reads) that N or more source threads of one guide category held before the wave, and no
+thread of another label, answers that category on the wave's no-rule cases (a case whose phrases disagree is left
+alone). Wording many threads share is what a hand-written rule generalises from.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "functions"))
+from bench.corpus_tool import thread_of  # noqa: E402
 from bench.prequential import WAVES, _right as right, prefix_of  # noqa: E402
-from incident_responder.classify import load_catalog  # noqa: E402
+from incident_responder.classify import fallback, load_catalog  # noqa: E402
 from incident_responder.classify.engine import fallback_input  # noqa: E402
 
 CUTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 REGIMES = ("earlier", "others", "no-rule")
 TAIL_CHARS = 20_000  # the end of a long log decides; keeps the n-gram matrix small
+PHRASE_WORDS = 3
 
 
 def wave_of(case_id: str, waves=None) -> str | None:
@@ -85,12 +92,45 @@ def score_wave(train: list[dict], test: list[dict]) -> list[tuple[dict, str, flo
     return [(row, classes[max(range(len(p)), key=p.__getitem__)], float(max(p))) for row, p in zip(test, probabilities)]
 
 
+def phrases(text: str) -> set[str]:
+    """The runs of PHRASE_WORDS normalised words on the lines the fallback reads (not runs of placeholders alone)."""
+    found = set()
+    for _, line in fallback.select_lines(text):
+        words = fallback.tokens(line)
+        for i in range(len(words) - PHRASE_WORDS + 1):
+            run = words[i:i + PHRASE_WORDS]
+            if not all(w in ("<num>", "<id>", "<long>") or len(w) <= 2 for w in run):
+                found.add(" ".join(run))
+    return found
+
+
+def mined_phrases(train: list[dict], threads: int) -> dict[str, str]:
+    """phrase -> guide category, for the phrases `threads` or more threads of that category hold, and none of another."""
+    holders: dict[str, dict[str, set[str]]] = {}
+    for row in train:
+        for phrase in row["phrases"]:
+            holders.setdefault(phrase, {}).setdefault(row["label"], set()).add(row["thread"])
+    return {phrase: label for phrase, by_label in holders.items() if len(by_label) == 1
+            for label, seen in by_label.items() if label != "unknown" and len(seen) >= threads}
+
+
+def phrase_answers(train: list[dict], test: list[dict], threads: int) -> list[tuple[dict, str, float]]:
+    mined = mined_phrases(train, threads)
+    scored = []
+    for row in test:
+        said = {mined[p] for p in row["phrases"] if p in mined}
+        scored.append((row, said.pop() if len(said) == 1 else "unknown", 1.0))
+    return scored
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", type=Path, required=True, help="bench/prequential.py --json's output")
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpus" / "train.jsonl")
     parser.add_argument("--regimes", default=",".join(REGIMES), help=f"comma-separated, of {', '.join(REGIMES)}")
+    parser.add_argument("--phrases", type=int, metavar="N", action="append", default=[],
+                        help="also answer by mined phrases held by N or more threads of one category (repeatable)")
     args = parser.parse_args(argv)
     regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     if bad := [r for r in regimes if r not in REGIMES]:
@@ -110,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in args.corpus.read_text(encoding="utf-8").splitlines():
         if line.strip():
             case = json.loads(line)
-            rows.append({"id": case["id"], "label": case["label"], "also": case.get("also"),
-                         "wave": wave_of(case["id"]), "text": fallback_input(case["log"], catalog)})
+            text = fallback_input(case["log"], catalog)
+            rows.append({"id": case["id"], "label": case["label"], "also": case.get("also"), "text": text,
+                         "wave": wave_of(case["id"]), "thread": thread_of(case["source"]),
+                         "phrases": phrases(text) if args.phrases else set()})
     population = [r for r in rows if r["wave"] is not None and r["id"] in no_rule]
     categorised = sum(1 for r in population if r["label"] != "unknown")
     print(f"no rule matched: {len(population)} cases of the fresh waves, {categorised} of them labelled with a guide "
@@ -126,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         for cut, answered, good, spoiled in curve(scored):
             precision = f"{good / answered:.2f}" if answered else "-"
             print(f"{cut:>14} {answered:>8} {good:>6} {precision:>9} {spoiled:>10} {good - spoiled:>9}")
+    for threads in args.phrases:
+        scored = []
+        for wave, _, _ in WAVES:
+            test = [r for r in population if r["wave"] == wave]
+            scored += phrase_answers(training_set(rows, wave, "earlier", no_rule), test, threads)
+        (_, answered, good, spoiled), = curve(scored, cuts=(1.0,))
+        precision = f"{good / answered:.2f}" if answered else "-"
+        print(f"\nphrases of {PHRASE_WORDS} words held by >= {threads} threads of one category before the wave: "
+              f"{answered} answers, {good} right ({precision}), {spoiled} on unknown, net {good - spoiled:+d}")
     return 0
 
 

@@ -53,7 +53,8 @@ def test_a_run_prints_each_regimes_curve(tmp_path: Path, monkeypatch, capsys) ->
     words = {"cuda_gpu": "error: cuda driver version is insufficient for the gpu",
              "aws_credentials": "error: the security token included in the request is expired",
              "unknown": "error: assertion failed in the user's test suite"}
-    cases = [{"id": f"{prefix}{n:03}", "label": label, "log": f"{words[label]} (run {n})"}
+    cases = [{"id": f"{prefix}{n:03}", "label": label, "log": f"{words[label]} (run {n})",
+              "source": f"https://github.com/o/{prefix}/issues/{n}"}
              for prefix in ("x", "aa", "bb") for n, label in enumerate(sorted(words) * 3)]
     corpus = tmp_path / "train.jsonl"
     corpus.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
@@ -61,16 +62,38 @@ def test_a_run_prints_each_regimes_curve(tmp_path: Path, monkeypatch, capsys) ->
     answers.write_text("".join(json.dumps({"id": c["id"], "rule_id": None}) + "\n"
                                for c in cases if c["id"][:2] in ("aa", "bb")), encoding="utf-8")
     assert fallback_models.main(["--answers", str(answers), "--corpus", str(corpus),
-                                 "--regimes", "earlier,others"]) == 0
+                                 "--regimes", "earlier,others", "--phrases", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("no rule matched: 18 cases of the fresh waves, 12 of them labelled with a guide category")
     assert "trained on `earlier`" in out and "trained on `others`" in out and "trained on `no-rule`" not in out
     # three words a class, said nine times each: every answer is made and right, at every cut up to 0.5
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["0.5"])
     assert row == ["0.5", "12", "12", "1.00", "0", "12"]
+    # wave 1 learns from the 3 threads of each category before it, wave 2 from 6: all 12 category cases answered
+    assert ("phrases of 3 words held by >= 3 threads of one category before the wave: 12 answers, 12 right (1.00), "
+            "0 on unknown, net +12") in out
 
 
 def test_a_missing_answers_file_says_how_to_write_it(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         fallback_models.main(["--answers", str(tmp_path / "none.jsonl")])
     assert "write it with `python bench/prequential.py --json PATH`" in capsys.readouterr().err
+
+
+def test_a_phrase_is_mined_from_enough_threads_of_one_category_and_none_of_another() -> None:
+    rows = [{"label": "cuda_gpu", "thread": "t1", "phrases": {"driver is insufficient", "see the log"}},
+            {"label": "cuda_gpu", "thread": "t2", "phrases": {"driver is insufficient", "see the log"}},
+            {"label": "cuda_gpu", "thread": "t2", "phrases": {"gpu fell off"}},  # one thread, said twice
+            {"label": "cuda_gpu", "thread": "t2", "phrases": {"gpu fell off"}},
+            {"label": "unknown", "thread": "t3", "phrases": {"see the log", "tests failed here"}},
+            {"label": "unknown", "thread": "t4", "phrases": {"tests failed here"}}]
+    assert fallback_models.mined_phrases(rows, threads=2) == {"driver is insufficient": "cuda_gpu"}
+    test = [{"phrases": {"driver is insufficient"}}, {"phrases": {"see the log"}}, {"phrases": set()}]
+    assert [guess for _, guess, _ in fallback_models.phrase_answers(rows, test, threads=2)] == [
+        "cuda_gpu", "unknown", "unknown"]
+
+
+def test_phrases_skip_runs_of_placeholders_and_short_words() -> None:
+    # "<num> at 42" and "at 42 7" say nothing; a run with one real word stays
+    assert fallback_models.phrases("123456 at 42 7 failed\nerror: no module named gsplat") == {
+        "42 7 failed", "error no module", "no module named", "module named gsplat"}
