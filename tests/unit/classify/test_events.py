@@ -30,6 +30,11 @@ def test_event_is_classified_as_it_expects(path: Path, catalog) -> None:
     diagnosis = classify(text, names=event.get("names"), catalog=catalog, trusted_lines=trusted)
     assert diagnosis.category.value == event["expect"]["category"], diagnosis
     assert diagnosis.cause == event["expect"]["cause"], diagnosis
+    # an `unknown` answer names the learned fallback's lead where the event expects one, and only there
+    lead = event["expect"].get("lead")
+    assert diagnosis.remediation[0].startswith(f"Lead: a model trained on labelled public logs finds this log's "
+                                               f"wording nearest {lead} (") is (lead is not None), diagnosis
+    assert ("a lead, not a diagnosis" in diagnosis.title) is (lead is not None), diagnosis
     for key, value in event.get("names", {}).items():
         if key in ("job_name", "execution_arn"):
             assert any(value in command for command in diagnosis.commands), f"{key} not filled in"
