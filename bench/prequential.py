@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import random
 import re
 import subprocess
 import sys
@@ -138,6 +139,38 @@ def _replay(rows: list[dict], answers: list[dict]):
 
 def _right(row: dict, category: str) -> bool:
     return category in (row["label"], row.get("also"))
+
+
+INTERVAL_DRAWS = 2_000
+
+
+def thread_interval(rows: list[dict], answers: dict[str, dict], draws: int = INTERVAL_DRAWS,
+                    seed: int = 11) -> tuple[dict[str, tuple[float, float]], int]:
+    """95 % intervals for the accuracy and for the share of answers other than `unknown` that are right, by resampling
+    source threads with replacement (cases of one thread rise and fall together, so resampling cases would be too
+    narrow). Fixed seed: the same corpus prints the same interval. Also returns how many threads there are."""
+    sys.path.insert(0, str(ROOT))
+    from bench.corpus_tool import thread_of
+
+    threads: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for row in rows:
+        category = answers[row["id"]]["category"]
+        right = int(_right(row, category))
+        claimed = int(category != "unknown")
+        threads[thread_of(row.get("source", row["id"]))].append((right, claimed, right * claimed))
+    sums = [tuple(map(sum, zip(*cases))) + (len(cases),) for cases in threads.values()]
+    rng = random.Random(seed)
+    accuracy, precision = [], []
+    for _ in range(draws):
+        right = claimed = claimed_right = total = 0
+        for r, c, cr, n in (sums[rng.randrange(len(sums))] for _ in sums):
+            right, claimed, claimed_right, total = right + r, claimed + c, claimed_right + cr, total + n
+        accuracy.append(right / total)
+        precision.append(claimed_right / claimed if claimed else 1.0)
+    low, high = int(0.025 * draws), int(0.975 * draws) - 1
+    intervals = {name: (sorted(v)[low], sorted(v)[high]) for name, v in (("accuracy", accuracy),
+                                                                        ("claim_precision", precision))}
+    return intervals, len(sums)
 
 
 def fallback_curve(rows: list[dict], answers: dict[str, dict]) -> list[str]:
@@ -278,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         pooled = classifier_eval.evaluate(pooled_rows, catalog=object(),
                                           classifier=_replay(pooled_rows, list(pooled_answers.values())))
         print(line("all", "-", pooled))
+        interval, threads = thread_interval(pooled_rows, pooled_answers)
+        print(f"  95% interval, resampling the {threads:,} source threads "
+              f"({INTERVAL_DRAWS:,} draws): accuracy {interval['accuracy'][0]:.3f}-{interval['accuracy'][1]:.3f}, "
+              f"answers other than unknown right {interval['claim_precision'][0]:.3f}-"
+              f"{interval['claim_precision'][1]:.3f}")
         for name, keep in (("pipeline's own tools", True), ("other tools", False)):
             part = [r for r in pooled_rows if bool(PIPELINE_TOOLS.search(r.get("tool", ""))) == keep]
             if part:

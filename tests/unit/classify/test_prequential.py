@@ -139,3 +139,24 @@ def test_the_record_an_unknown_reports_lead_states_is_what_the_fresh_waves_measu
     assert len(leads) >= 50, "too few leads to state a record"
     assert fallback.LEAD_RECORD == "right about 7 times in 10"
     assert 0.65 <= right / len(leads) < 0.75, f"leads were right {right}/{len(leads)}: update LEAD_RECORD"
+
+
+def test_the_interval_resamples_whole_threads_and_is_the_same_each_run() -> None:
+    rows = ([{"id": f"a{i}", "label": "cuda_gpu", "source": f"https://github.com/o/r/issues/1#c{i}"} for i in range(10)]
+            + [{"id": f"b{i}", "label": "cuda_gpu", "source": f"https://github.com/o/r/issues/2#c{i}"}
+               for i in range(10)])
+    answers = {**{f"a{i}": {"category": "cuda_gpu"} for i in range(10)},
+               **{f"b{i}": {"category": "unknown"} for i in range(10)}}
+    interval, threads = prequential.thread_interval(rows, answers, draws=400)
+    assert threads == 2  # comments of one issue are one thread
+    # two threads, one all right and one all wrong: a draw is 0, 0.5 or 1, never a mix of cases from within a thread
+    assert interval["accuracy"] == (0.0, 1.0)
+    assert interval["claim_precision"] == (1.0, 1.0)  # every answer other than unknown is right
+    assert prequential.thread_interval(rows, answers, draws=400) == (interval, threads)
+
+
+def test_the_interval_narrows_with_more_threads() -> None:
+    rows = [{"id": str(i), "label": "cuda_gpu", "source": f"https://github.com/o/r/issues/{i}"} for i in range(400)]
+    answers = {str(i): {"category": "cuda_gpu" if i % 10 else "entry_point"} for i in range(400)}
+    (low, high), = [prequential.thread_interval(rows, answers, draws=400)[0]["accuracy"]]
+    assert low < 0.9 < high and high - low < 0.07
